@@ -1,0 +1,63 @@
+"""Errors of the data layer, each mapped once to a GraphQL `extensions.code`.
+
+OneError
+ ├── InvalidInputError        BAD_USER_INPUT   the request itself is wrong
+ │    └── InvalidTransitionError               a lifecycle step that is not allowed
+ ├── NotFoundError            NOT_FOUND        absent, or not visible to this organization
+ ├── ForbiddenError           FORBIDDEN        visible, but not for this actor's role
+ ├── UnauthenticatedError     UNAUTHENTICATED  no actor, or a token that fails checks
+ ├── ConflictError            CONFLICT         a unique value that is already taken
+ └── ProviderError            PROVIDER_ERROR   an upstream failed; `retryable` says if
+                                               trying again may help
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+
+class OneError(Exception):
+    code: ClassVar[str] = "INTERNAL_SERVER_ERROR"
+
+    def __init__(self, message: str, **extensions: Any) -> None:
+        super().__init__(message)
+        self.message = message
+        self.extensions = extensions
+
+
+class InvalidInputError(OneError):
+    code = "BAD_USER_INPUT"
+
+    def __init__(self, message: str, *, field: str | None = None, **extensions: Any) -> None:
+        if field is not None:
+            extensions["field"] = field
+        super().__init__(message, **extensions)
+
+
+class InvalidTransitionError(InvalidInputError):
+    pass
+
+
+class NotFoundError(OneError):
+    code = "NOT_FOUND"
+
+
+class ForbiddenError(OneError):
+    code = "FORBIDDEN"
+
+
+class UnauthenticatedError(OneError):
+    code = "UNAUTHENTICATED"
+
+
+class ConflictError(OneError):
+    code = "CONFLICT"
+
+
+class ProviderError(OneError):
+    code = "PROVIDER_ERROR"
+
+    def __init__(self, message: str, *, provider: str, retryable: bool, **extensions: Any) -> None:
+        super().__init__(message, provider=provider, retryable=retryable, **extensions)
+        self.provider = provider
+        self.retryable = retryable

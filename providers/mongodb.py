@@ -1,0 +1,204 @@
+"""The MongoDB engine, through PyMongo's async API (`pymongo.AsyncMongoClient`).
+
+Indexes are created at start. On a replica set (or sharded cluster) a transaction is a real
+multi-document transaction. A standalone server has none, so there the engine keeps an undo
+journal for the transaction's writes and applies it when the transaction fails: the change
+and its event still land together or not at all, though a crash between two writes can leave
+the first one behind (the README says to run a replica set in production, and the compose file
+does).
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from typing import Any
+
+from pymongo import ASCENDING, DESCENDING
+from pymongo.errors import DuplicateKeyError
+
+from providers.engine import TABLES, AnyOf, Cond, Order, Row, Where, conflict
+
+log = logging.getLogger(__name__)
+
+_MONGO_OPS = {"lt": "$lt", "le": "$lte", "gt": "$gt", "ge": "$gte"}
+
+
+def _filter(where: Where) -> dict[str, Any]:
+    clauses = [_cond_filter(c) for c in where]
+    if not clauses:
+        return {}
+    return clauses[0] if len(clauses) == 1 else {"$and": clauses}
+
+
+def _field(name: str) -> str:
+    return "_id" if name == "id" else name
+
+
+def _cond_filter(cond: Cond | AnyOf) -> dict[str, Any]:
+    if isinstance(cond, AnyOf):
+        return {"$or": [_cond_filter(c) for c in cond.conds]}
+    field = _field(cond.field)
+    if cond.op == "eq":
+        return {field: cond.value}
+    if cond.op == "in":
+        return {field: {"$in": list(cond.value)}}
+    if cond.op == "null_or_gt":
+        return {"$or": [{field: None}, {field: {"$gt": cond.value}}]}
+    if cond.op == "contains":
+        return {field: {"$regex": re.escape(str(cond.value)), "$options": "i"}}
+    return {field: {_MONGO_OPS[cond.op]: cond.value}}
+
+
+def _keyset(order: Order) -> dict[str, Any] | None:
+    if order.after is None:
+        return None
+    value, last_id = order.after
+    op = "$lt" if order.descending else "$gt"
+    field = _field(order.field)
+    return {"$or": [{field: {op: value}}, {field: value, "_id": {op: last_id}}]}
+
+
+def _to_row(doc: dict[str, Any]) -> Row:
+    row = {"id": doc.pop("_id")}
+    row.update(doc)
+    return row
+
+
+def _to_doc(row: Row) -> dict[str, Any]:
+    doc = {"_id": row["id"]}
+    doc.update((k, v) for k, v in row.items() if k != "id")
+    return doc
+
+
+class MongoEngine:
+    """The native store's MongoDB engine.
+
+    Args:
+        client: an `AsyncMongoClient` created with `tz_aware=True` (or an object that speaks
+            the same subset of its API, as the tests' mongomock-based client does).
+        database: the database name.
+
+    Example:
+        engine = MongoEngine(AsyncMongoClient(uri, tz_aware=True), "one")
+    """
+
+    name = "mongodb"
+
+    def __init__(self, client: Any, database: str) -> None:
+        self._client = client
+        self._db = client[database]
+        self.queries = 0
+        self.transactions_supported = False
+
+    async def start(self) -> None:
+        hello = await self._client.admin.command("hello")
+        self.transactions_supported = "setName" in hello or hello.get("msg") == "isdbgrid"
+        for table in TABLES.values():
+            collection = self._db[table.name]
+            for fields in table.indexes:
+                keys = [(_field(f), ASCENDING) for f in fields]
+                await collection.create_index(keys, name=f"ix_{'_'.join(fields)}")
+            for field in table.unique:
+                await collection.create_index([(field, ASCENDING)], name=f"ux_{field}", unique=True)
+        log.info("mongodb engine ready (transactions: %s)", self.transactions_supported)
+
+    async def close(self) -> None:
+        await self._client.close()
+
+    async def find(
+        self, table: str, where: Where, *, order: Order | None = None, limit: int | None = None
+    ) -> list[Row]:
+        return await self._find(table, where, order, limit, None)
+
+    async def count(self, table: str, where: Where) -> int:
+        return await self._count(table, where, None)
+
+    async def _find(
+        self,
+        table: str,
+        where: Where,
+        order: Order | None,
+        limit: int | None,
+        session: Any,
+    ) -> list[Row]:
+        query = _filter(where)
+        sort: list[tuple[str, int]] = []
+        if order is not None:
+            keyset = _keyset(order)
+            if keyset is not None:
+                query = {"$and": [query, keyset]} if query else keyset
+            direction = DESCENDING if order.descending else ASCENDING
+            sort = [(_field(order.field), direction), ("_id", direction)]
+        cursor = self._db[table].find(query, session=session)
+        if sort:
+            cursor = cursor.sort(sort)
+        if limit is not None:
+            cursor = cursor.limit(limit)
+        self.queries += 1
+        return [_to_row(doc) for doc in await cursor.to_list(None)]
+
+    async def _count(self, table: str, where: Where, session: Any) -> int:
+        self.queries += 1
+        return int(await self._db[table].count_documents(_filter(where), session=session))
+
+    @asynccontextmanager
+    async def transaction(self) -> AsyncIterator[_MongoTransaction]:
+        if not self.transactions_supported:
+            tx = _MongoTransaction(self, session=None)
+            try:
+                yield tx
+            except BaseException:
+                await tx.undo()
+                raise
+            return
+        async with (
+            self._client.start_session() as session,
+            await session.start_transaction(),
+        ):
+            yield _MongoTransaction(self, session=session)
+
+
+class _MongoTransaction:
+    def __init__(self, engine: MongoEngine, session: Any) -> None:
+        self._engine = engine
+        self._session = session
+        self._undo: list[Callable[[], Awaitable[Any]]] = []
+
+    async def find(
+        self, table: str, where: Where, *, order: Order | None = None, limit: int | None = None
+    ) -> list[Row]:
+        return await self._engine._find(table, where, order, limit, self._session)
+
+    async def count(self, table: str, where: Where) -> int:
+        return await self._engine._count(table, where, self._session)
+
+    async def insert(self, table: str, row: Row) -> None:
+        collection = self._engine._db[table]
+        self._engine.queries += 1
+        try:
+            await collection.insert_one(_to_doc(row), session=self._session)
+        except DuplicateKeyError:
+            field = next((f for f in TABLES[table].unique if row.get(f) is not None), None)
+            raise conflict(table, field) from None
+        if self._session is None:
+            self._undo.append(lambda: collection.delete_one({"_id": row["id"]}))
+
+    async def update(self, table: str, id: str, fields: Row) -> None:
+        collection = self._engine._db[table]
+        self._engine.queries += 1
+        before = await collection.find_one_and_update(
+            {"_id": id}, {"$set": dict(fields)}, session=self._session
+        )
+        if self._session is None and before is not None:
+            previous = {k: before.get(k) for k in fields}
+            self._undo.append(lambda: collection.update_one({"_id": id}, {"$set": previous}))
+
+    async def undo(self) -> None:
+        for step in reversed(self._undo):
+            try:
+                await step()
+            except Exception:
+                log.exception("could not undo a write of a failed transaction")

@@ -1,0 +1,51 @@
+"""The native store: the ontology's rules written once over an `Engine`.
+
+Every method that reads or writes an organization's data takes that organization, and every
+query it makes is filtered by it, so no caller can forget the scope. Every write commits
+together with its ontology event.
+"""
+
+from __future__ import annotations
+
+from providers.engine import Engine
+from providers.native.connections import Connections, Direction
+from providers.native.events import EventQuery, Events
+from providers.native.knowledge import KnowledgeBase
+from providers.native.organizations import PLAN_LIMITS, Organizations
+from providers.native.people import People
+from providers.native.rows import MAX_PAGE_SIZE
+from providers.native.things import ThingQuery, Things
+
+__all__ = [
+    "MAX_PAGE_SIZE",
+    "PLAN_LIMITS",
+    "Direction",
+    "EventQuery",
+    "NativeStore",
+    "ThingQuery",
+]
+
+
+class NativeStore:
+    """The six dimensions over one engine (`SQLiteEngine` or `MongoEngine`).
+
+    Example:
+        store = NativeStore(SQLiteEngine(Path(".one/one.db")))
+        await store.start()
+        page = await store.things.list(org_id, ThingQuery(type="blog_post", first=10))
+    """
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+        self.organizations = Organizations(engine)
+        self.people = People(engine)
+        self.things = Things(engine)
+        self.connections = Connections(engine)
+        self.events = Events(engine)
+        self.knowledge = KnowledgeBase(engine)
+
+    async def start(self) -> None:
+        await self.engine.start()
+
+    async def close(self) -> None:
+        await self.engine.close()

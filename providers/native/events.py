@@ -1,0 +1,80 @@
+"""The events dimension: append-only, written by every native mutation in its transaction."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from providers import validation
+from providers.engine import Cond, Engine, Order, Transaction, Where
+from providers.native.rows import decode_cursor, encode_cursor, fetch_page, in_order, to_row
+from providers.records import Event, JSONObject, Page
+from providers.refs import new_local_id
+
+
+@dataclass(frozen=True, slots=True)
+class EventQuery:
+    target_ref: str | None = None
+    actor_ref: str | None = None
+    type: str | None = None
+    first: int = 20
+    after: str | None = None
+
+
+async def record_event(
+    tx: Transaction,
+    org_id: str,
+    type: str,
+    *,
+    actor_ref: str | None,
+    target_ref: str | None,
+    metadata: JSONObject,
+) -> Event:
+    """Append an event inside `tx`, so it commits with the change it tells of."""
+    event = Event(
+        id=new_local_id(),
+        org_id=org_id,
+        type=type,
+        actor_ref=actor_ref,
+        target_ref=target_ref,
+        metadata=metadata,
+    )
+    await tx.insert("events", to_row(event))
+    return event
+
+
+class Events:
+    def __init__(self, engine: Engine) -> None:
+        self._engine = engine
+
+    async def get_many(self, org_id: str, ids: Sequence[str]) -> list[Event | None]:
+        where: Where = [Cond("org_id", "eq", org_id), Cond("id", "in", set(ids))]
+        rows = await self._engine.find("events", where)
+        return in_order(ids, (Event(**r) for r in rows))
+
+    async def page(self, org_id: str, query: EventQuery) -> Page[Event]:
+        """Events of `org_id`, newest first."""
+        where: Where = [Cond("org_id", "eq", org_id)]
+        if query.target_ref is not None:
+            where.append(Cond("target_ref", "eq", query.target_ref))
+        if query.actor_ref is not None:
+            where.append(Cond("actor_ref", "eq", query.actor_ref))
+        if query.type is not None:
+            where.append(Cond("type", "eq", validation.event_type(query.type)))
+        order = Order("timestamp", descending=True, after=decode_cursor(query.after))
+        rows, has_next, total = await fetch_page(self._engine, "events", where, order, query.first)
+        items = [Event(**r) for r in rows]
+        return Page(items, [encode_cursor(e.timestamp, e.id) for e in items], has_next, total)
+
+    async def of_targets(
+        self, org_id: str, target_refs: Sequence[str], *, limit: int
+    ) -> dict[str, list[Event]]:
+        """The newest `limit` events of each target; one query for the batch."""
+        where: Where = [Cond("org_id", "eq", org_id), Cond("target_ref", "in", set(target_refs))]
+        rows = await self._engine.find("events", where, order=Order("timestamp", descending=True))
+        found: dict[str, list[Event]] = defaultdict(list)
+        for event in (Event(**r) for r in rows):
+            if event.target_ref is not None and len(found[event.target_ref]) < limit:
+                found[event.target_ref].append(event)
+        return {ref: found.get(ref, []) for ref in target_refs}

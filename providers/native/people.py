@@ -1,0 +1,95 @@
+"""The people dimension, and membership: a `member_of` connection that carries the role."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from providers import validation
+from providers.engine import Cond, Engine, Order, Row
+from providers.errors import InvalidInputError, NotFoundError
+from providers.native.events import record_event
+from providers.native.rows import in_order, to_row
+from providers.native.scope import membership_where
+from providers.records import Connection, Kind, Membership, Person, Role, utcnow
+from providers.refs import Ref, native_ref, new_local_id
+
+
+def to_membership(row: Row) -> Membership:
+    return Membership(
+        person_id=Ref.parse(row["from_ref"]).local_id,
+        org_id=row["org_id"],
+        role=Role(row["metadata"]["role"]),
+        since=row["valid_from"],
+    )
+
+
+class People:
+    def __init__(self, engine: Engine) -> None:
+        self._engine = engine
+
+    async def get_many(self, org_id: str, ids: Sequence[str]) -> list[Person | None]:
+        """People by id who are members of `org_id`; anyone else is `None`."""
+        members = await self.memberships(org_id, ids)
+        if not members:
+            return [None] * len(ids)
+        rows = await self._engine.find("people", [Cond("id", "in", set(members))])
+        return in_order(ids, (Person(**r) for r in rows))
+
+    async def get_by_email(self, org_id: str, email: str) -> Person | None:
+        rows = await self._engine.find(
+            "people", [Cond("email", "eq", validation.email(email))], limit=1
+        )
+        if not rows or not await self.memberships(org_id, [rows[0]["id"]]):
+            return None
+        return Person(**rows[0])
+
+    async def memberships(self, org_id: str, person_ids: Sequence[str]) -> dict[str, Membership]:
+        """The current membership in `org_id` of each of `person_ids` that has one."""
+        refs = {native_ref(Kind.PERSON, p) for p in person_ids}
+        where = [*membership_where(org_id, utcnow()), Cond("from_ref", "in", refs)]
+        rows = await self._engine.find("connections", where)
+        return {m.person_id: m for m in map(to_membership, rows)}
+
+    async def members(self, org_id: str) -> list[Membership]:
+        where = membership_where(org_id, utcnow())
+        rows = await self._engine.find("connections", where, order=Order("valid_from"))
+        return [to_membership(r) for r in rows]
+
+    async def count_members(self, org_id: str) -> int:
+        return await self._engine.count("connections", membership_where(org_id, utcnow()))
+
+    async def add_member(
+        self, org_id: str, *, actor_ref: str | None, email: str, name: str, role: Role
+    ) -> tuple[Person, Membership]:
+        """Add a person (created if new, found by email otherwise) to `org_id` with `role`."""
+        email = validation.email(email)
+        name = validation.name(name)
+        async with self._engine.transaction() as tx:
+            if not await tx.find("organizations", [Cond("id", "eq", org_id)], limit=1):
+                raise NotFoundError("organization not found", field="organizationId")
+            found = await tx.find("people", [Cond("email", "eq", email)], limit=1)
+            person = Person(**found[0]) if found else Person(new_local_id(), email, name)
+            if not found:
+                await tx.insert("people", to_row(person))
+            person_ref = native_ref(Kind.PERSON, person.id)
+            where = [*membership_where(org_id, utcnow()), Cond("from_ref", "eq", person_ref)]
+            if await tx.find("connections", where, limit=1):
+                raise InvalidInputError(f"{email} is already a member", field="email")
+            edge = Connection(
+                id=new_local_id(),
+                org_id=org_id,
+                from_ref=person_ref,
+                to_ref=native_ref(Kind.ORGANIZATION, org_id),
+                relationship_type="member_of",
+                metadata={"role": role.value},
+            )
+            await tx.insert("connections", to_row(edge))
+            await record_event(
+                tx,
+                org_id,
+                "user_joined_org",
+                actor_ref=actor_ref,
+                target_ref=person_ref,
+                metadata={"role": role.value, "connection_id": edge.id, "new_person": not found},
+            )
+        return person, to_membership(to_row(edge))

@@ -1,0 +1,44 @@
+"""What exists in an organization: the checks every native write makes on the ids it is given."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from providers.engine import AnyOf, Cond, Reader, Where
+from providers.records import Kind
+from providers.refs import Ref, native_ref
+
+_TABLES = {
+    Kind.THING: "things",
+    Kind.KNOWLEDGE: "knowledge",
+    Kind.EVENT: "events",
+    Kind.CONNECTION: "connections",
+}
+
+
+def valid_at(at: datetime) -> list[Cond | AnyOf]:
+    """Conditions on a connection that hold while it is in force at `at`."""
+    return [Cond("valid_from", "le", at), Cond("valid_to", "null_or_gt", at)]
+
+
+def membership_where(org_id: str, at: datetime) -> Where:
+    return [
+        Cond("org_id", "eq", org_id),
+        Cond("relationship_type", "eq", "member_of"),
+        Cond("to_ref", "eq", native_ref(Kind.ORGANIZATION, org_id)),
+        *valid_at(at),
+    ]
+
+
+async def exists_in_org(reader: Reader, org_id: str, ref: Ref, at: datetime) -> bool:
+    """Whether `ref` names something of `org_id`. Other providers' refs are the caller's to
+    check, so they pass."""
+    if ref.provider != "native":
+        return True
+    if ref.kind is Kind.ORGANIZATION:
+        return ref.local_id == org_id
+    if ref.kind is Kind.PERSON:
+        where = [*membership_where(org_id, at), Cond("from_ref", "eq", str(ref))]
+        return bool(await reader.find("connections", where, limit=1))
+    where = [Cond("org_id", "eq", org_id), Cond("id", "eq", ref.local_id)]
+    return bool(await reader.find(_TABLES[ref.kind], where, limit=1))

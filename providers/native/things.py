@@ -1,0 +1,186 @@
+"""The things dimension: typed entities with a lifecycle that only runs forward."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
+from typing import Any
+
+from providers import validation
+from providers.engine import Cond, Engine, Order, Row, Transaction, Where
+from providers.errors import InvalidInputError, InvalidTransitionError, NotFoundError
+from providers.native.events import record_event
+from providers.native.rows import (
+    decode_cursor,
+    encode_cursor,
+    fetch_page,
+    in_order,
+    to_row,
+    to_thing,
+)
+from providers.records import (
+    STATUS_TRANSITIONS,
+    Connection,
+    Kind,
+    Page,
+    Thing,
+    ThingStatus,
+    utcnow,
+)
+from providers.refs import native_ref, new_local_id
+
+
+@dataclass(frozen=True, slots=True)
+class ThingQuery:
+    type: str | None = None
+    status: ThingStatus | None = None
+    first: int = 20
+    after: str | None = None
+
+
+class Things:
+    def __init__(self, engine: Engine) -> None:
+        self._engine = engine
+
+    async def get_many(self, org_id: str, ids: Sequence[str]) -> list[Thing | None]:
+        """Things of `org_id` by id, in the order asked; one query for the whole batch."""
+        where: Where = [Cond("org_id", "eq", org_id), Cond("id", "in", set(ids))]
+        return in_order(ids, map(to_thing, await self._engine.find("things", where)))
+
+    async def page(self, org_id: str, query: ThingQuery) -> Page[Thing]:
+        """Things of `org_id`, oldest first (stable under inserts)."""
+        where: Where = [Cond("org_id", "eq", org_id)]
+        if query.type is not None:
+            where.append(Cond("type", "eq", validation.thing_type(query.type)))
+        if query.status is not None:
+            where.append(Cond("status", "eq", query.status.value))
+        order = Order("created_at", after=decode_cursor(query.after))
+        rows, has_next, total = await fetch_page(self._engine, "things", where, order, query.first)
+        items = [to_thing(r) for r in rows]
+        return Page(items, [encode_cursor(t.created_at, t.id) for t in items], has_next, total)
+
+    async def count(self, org_id: str) -> int:
+        return await self._engine.count("things", [Cond("org_id", "eq", org_id)])
+
+    async def create(
+        self,
+        org_id: str,
+        *,
+        actor_ref: str | None,
+        type: str,
+        name: str,
+        properties: Any = None,
+        status: ThingStatus = ThingStatus.DRAFT,
+    ) -> Thing:
+        """Create a thing; when the actor is a person, that person `owns` it."""
+        if status is ThingStatus.ARCHIVED:
+            raise InvalidTransitionError("a thing cannot be created archived", field="status")
+        now = utcnow()
+        thing = Thing(
+            id=new_local_id(),
+            org_id=org_id,
+            type=validation.thing_type(type),
+            name=validation.name(name),
+            status=status,
+            properties=validation.json_object(properties, "properties"),
+            created_at=now,
+            updated_at=now,
+        )
+        thing_ref = native_ref(Kind.THING, thing.id)
+        async with self._engine.transaction() as tx:
+            await tx.insert("things", to_row(thing))
+            if actor_ref is not None and actor_ref.startswith(f"{Kind.PERSON.value}."):
+                owns = Connection(
+                    id=new_local_id(),
+                    org_id=org_id,
+                    from_ref=actor_ref,
+                    to_ref=thing_ref,
+                    relationship_type="owns",
+                    valid_from=now,
+                    created_at=now,
+                )
+                await tx.insert("connections", to_row(owns))
+            await record_event(
+                tx,
+                org_id,
+                "entity_created",
+                actor_ref=actor_ref,
+                target_ref=thing_ref,
+                metadata={"thing_type": thing.type, "status": thing.status.value},
+            )
+        return thing
+
+    async def update(
+        self,
+        org_id: str,
+        id: str,
+        *,
+        actor_ref: str | None,
+        name: str | None = None,
+        properties: Any = None,
+        merge_properties: bool = True,
+    ) -> Thing:
+        """Rename a thing or change its properties (merged into the old ones by default)."""
+        changes: Row = {}
+        if name is not None:
+            changes["name"] = validation.name(name)
+        new_properties = (
+            validation.json_object(properties, "properties") if properties is not None else None
+        )
+        if not changes and new_properties is None:
+            raise InvalidInputError("nothing to update: give a name or properties")
+        async with self._engine.transaction() as tx:
+            current = await _for_update(tx, org_id, id)
+            if current.status is ThingStatus.ARCHIVED:
+                raise InvalidTransitionError("an archived thing cannot be changed", field="id")
+            if new_properties is not None:
+                merged = {**current.properties, **new_properties}
+                changes["properties"] = validation.json_object(
+                    merged if merge_properties else new_properties, "properties"
+                )
+            changes["updated_at"] = utcnow()
+            await tx.update("things", id, changes)
+            await record_event(
+                tx,
+                org_id,
+                "entity_updated",
+                actor_ref=actor_ref,
+                target_ref=native_ref(Kind.THING, id),
+                metadata={"fields": sorted(k for k in changes if k != "updated_at")},
+            )
+        return replace(current, **changes)
+
+    async def change_status(
+        self, org_id: str, id: str, *, actor_ref: str | None, status: ThingStatus
+    ) -> Thing:
+        """Move a thing along its lifecycle; a step the lifecycle forbids is refused."""
+        async with self._engine.transaction() as tx:
+            current = await _for_update(tx, org_id, id)
+            allowed = STATUS_TRANSITIONS[current.status]
+            if status not in allowed:
+                hint = ", ".join(sorted(s.value for s in allowed)) or "none, archived is final"
+                raise InvalidTransitionError(
+                    f"a {current.status.value} thing cannot become {status.value} "
+                    f"(allowed next: {hint})",
+                    field="status",
+                    current=current.status.value,
+                )
+            now = utcnow()
+            await tx.update("things", id, {"status": status.value, "updated_at": now})
+            archived = status is ThingStatus.ARCHIVED
+            await record_event(
+                tx,
+                org_id,
+                "entity_archived" if archived else "entity_updated",
+                actor_ref=actor_ref,
+                target_ref=native_ref(Kind.THING, id),
+                metadata={"fields": ["status"], "from": current.status.value, "to": status.value},
+            )
+        return replace(current, status=status, updated_at=now)
+
+
+async def _for_update(tx: Transaction, org_id: str, id: str) -> Thing:
+    rows = await tx.find("things", [Cond("org_id", "eq", org_id), Cond("id", "eq", id)])
+    if not rows:
+        raise NotFoundError("thing not found", field="id")
+    return to_thing(rows[0])

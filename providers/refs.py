@@ -1,0 +1,86 @@
+"""Global references: `<kind>.<provider>.<local id>`, e.g. `thing.native.4f0c9a...`.
+
+A reference names its provider, so a lookup routes without a query. Only unreserved URL
+characters are used, so an id can travel in a path or query string unescaped.
+"""
+
+from __future__ import annotations
+
+import re
+import secrets
+import threading
+import time
+from dataclasses import dataclass
+
+from providers.errors import InvalidInputError
+from providers.records import Kind
+
+PROVIDER_NAMES: frozenset[str] = frozenset({"native", "wordpress", "shopify", "notion"})
+_LOCAL_ID = re.compile(r"[A-Za-z0-9_-]{1,128}")
+_MAX_REF_LENGTH = 160
+
+
+@dataclass(frozen=True, slots=True)
+class Ref:
+    kind: Kind
+    provider: str
+    local_id: str
+
+    def __str__(self) -> str:
+        return f"{self.kind.value}.{self.provider}.{self.local_id}"
+
+    @classmethod
+    def parse(cls, value: str, *, expect: Kind | None = None, field: str = "id") -> Ref:
+        """Parse and validate a global id, raising `InvalidInputError` when malformed."""
+        if len(value) > _MAX_REF_LENGTH:
+            raise InvalidInputError(f"'{field}' is not a valid id: too long", field=field)
+        parts = value.split(".", 2)
+        if len(parts) != 3:
+            raise InvalidInputError(
+                f"'{field}' is not a valid id: expected <kind>.<provider>.<id>, "
+                f"e.g. thing.native.4f0c9a2e", field=field)  # fmt: skip
+        kind_name, provider, local_id = parts
+        try:
+            kind = Kind(kind_name)
+        except ValueError:
+            raise InvalidInputError(
+                f"'{field}' is not a valid id: unknown kind '{kind_name[:20]}'", field=field
+            ) from None
+        if provider not in PROVIDER_NAMES:
+            raise InvalidInputError(
+                f"'{field}' is not a valid id: unknown provider '{provider[:20]}'", field=field
+            )
+        if not _LOCAL_ID.fullmatch(local_id):
+            raise InvalidInputError(f"'{field}' is not a valid id: bad characters", field=field)
+        if expect is not None and kind is not expect:
+            raise InvalidInputError(
+                f"'{field}' must be the id of a {expect.name.lower()}, not of a "
+                f"{kind.name.lower()}", field=field)  # fmt: skip
+        return cls(kind, provider, local_id)
+
+
+def native_ref(kind: Kind, local_id: str) -> str:
+    return f"{kind.value}.native.{local_id}"
+
+
+_last_ms = 0
+_sequence = 0
+_id_lock = threading.Lock()
+
+
+def new_local_id() -> str:
+    """A fresh native id, 32 hex digits: the millisecond, a sequence within it, 64 random bits.
+
+    Ids sort in creation order (ties on a timestamp keep the order things were made in), and
+    the random part keeps them unguessable, so a guessed id cannot probe another organization.
+    """
+    global _last_ms, _sequence
+    with _id_lock:
+        now_ms = time.time_ns() // 1_000_000
+        if now_ms > _last_ms:
+            _last_ms, _sequence = now_ms, 0
+        else:
+            _sequence += 1
+            if _sequence > 0xFFFF:  # more than 65536 ids in one millisecond: borrow the next
+                _last_ms, _sequence = _last_ms + 1, 0
+        return f"{_last_ms:012x}{_sequence:04x}{secrets.token_hex(8)}"

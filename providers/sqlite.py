@@ -1,0 +1,271 @@
+"""The embedded engine: SQLite in WAL mode, a file under the data directory.
+
+Reads run on a small pool of reader threads, each with its own connection, so they never see
+an uncommitted write. Writes run on one writer thread under an asyncio lock: SQLite allows a
+single writer, and holding the lock for the whole transaction keeps concurrent mutations from
+interleaving inside one another's transaction. (aiosqlite hands out one statement per await
+on a shared connection, which gives neither guarantee, hence these thirty lines.)
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sqlite3
+import threading
+from collections.abc import AsyncIterator, Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import asynccontextmanager
+from datetime import datetime
+from pathlib import Path
+from typing import Any, TypeVar
+
+from providers.engine import TABLES, AnyOf, Cond, Order, Row, Table, Where, conflict
+
+T = TypeVar("T")
+
+_SQL_OPS = {"eq": "=", "lt": "<", "le": "<=", "gt": ">", "ge": ">="}
+_SCHEMA_VERSION = 1
+
+
+def _encode(table: Table, row: Row) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for name, value in row.items():
+        kind = table.columns[name]
+        if value is None:
+            out[name] = None
+        elif kind == "json":
+            out[name] = json.dumps(value, separators=(",", ":"))
+        elif kind == "datetime":
+            out[name] = _encode_datetime(value)
+        else:
+            out[name] = value
+    return out
+
+
+def _encode_datetime(value: datetime) -> str:
+    # Fixed width, UTC: ISO strings then sort and compare like the instants they name.
+    return value.isoformat(timespec="microseconds")
+
+
+def _encode_value(table: Table, field: str, value: Any) -> Any:
+    if isinstance(value, datetime):
+        return _encode_datetime(value)
+    if table.columns[field] == "json":
+        return json.dumps(value, separators=(",", ":"))
+    return value
+
+
+def _decode(table: Table, row: sqlite3.Row) -> Row:
+    out: Row = {}
+    for name in row.keys():  # noqa: SIM118 - sqlite3.Row is not iterable by name
+        value = row[name]
+        kind = table.columns[name]
+        if value is None:
+            out[name] = None
+        elif kind == "json":
+            out[name] = json.loads(value)
+        elif kind == "datetime":
+            out[name] = datetime.fromisoformat(value)
+        else:
+            out[name] = value
+    return out
+
+
+def _where_sql(table: Table, where: Where, params: list[Any]) -> str:
+    parts = [_cond_sql(table, c, params) for c in where]
+    return " AND ".join(parts) if parts else "1"
+
+
+def _cond_sql(table: Table, cond: Cond | AnyOf, params: list[Any]) -> str:
+    if isinstance(cond, AnyOf):
+        return "(" + " OR ".join(_cond_sql(table, c, params) for c in cond.conds) + ")"
+    if cond.field not in table.columns:
+        raise ValueError(f"{table.name} has no column {cond.field!r}")
+    column = f'"{cond.field}"'
+    if cond.op == "in":
+        values: Sequence[Any] = list(cond.value)
+        if not values:
+            return "0"
+        params.extend(_encode_value(table, cond.field, v) for v in values)
+        return f"{column} IN ({','.join('?' * len(values))})"
+    if cond.op == "null_or_gt":
+        params.append(_encode_value(table, cond.field, cond.value))
+        return f"({column} IS NULL OR {column} > ?)"
+    if cond.op == "contains":
+        params.append(str(cond.value).lower())
+        return f"instr(lower({column}), ?) > 0"
+    if cond.op == "eq" and cond.value is None:
+        return f"{column} IS NULL"
+    params.append(_encode_value(table, cond.field, cond.value))
+    return f"{column} {_SQL_OPS[cond.op]} ?"
+
+
+def _select_sql(
+    table: Table, where: Where, order: Order | None, limit: int | None
+) -> tuple[str, list[Any]]:
+    params: list[Any] = []
+    sql = f'SELECT * FROM "{table.name}" WHERE {_where_sql(table, where, params)}'
+    if order is not None:
+        direction = "DESC" if order.descending else "ASC"
+        if order.after is not None:
+            value, last_id = order.after
+            sql += f' AND ("{order.field}", id) {"<" if order.descending else ">"} (?, ?)'
+            params += [_encode_value(table, order.field, value), last_id]
+        sql += f' ORDER BY "{order.field}" {direction}, id {direction}'
+    if limit is not None:
+        sql += " LIMIT ?"
+        params.append(limit)
+    return sql, params
+
+
+def _ddl(table: Table) -> list[str]:
+    sql_types = {"text": "TEXT", "json": "TEXT", "datetime": "TEXT"}
+    columns = ", ".join(
+        f'"{name}" {sql_types[kind]}{" PRIMARY KEY" if name == "id" else ""}'
+        for name, kind in table.columns.items()
+    )
+    statements = [f'CREATE TABLE IF NOT EXISTS "{table.name}" ({columns}) WITHOUT ROWID']
+    for fields in table.indexes:
+        name = f"ix_{table.name}_{'_'.join(fields)}"
+        cols = ", ".join(f'"{f}"' for f in fields)
+        statements.append(f'CREATE INDEX IF NOT EXISTS "{name}" ON "{table.name}" ({cols})')
+    for field in table.unique:
+        statements.append(
+            f'CREATE UNIQUE INDEX IF NOT EXISTS "ux_{table.name}_{field}" '
+            f'ON "{table.name}" ("{field}")'
+        )
+    return statements
+
+
+class SQLiteEngine:
+    """The native store's embedded engine. `path` is the database file."""
+
+    name = "sqlite"
+
+    def __init__(self, path: Path, *, readers: int = 2) -> None:
+        self.path = path
+        self.queries = 0
+        self._local = threading.local()
+        self._writer = ThreadPoolExecutor(1, thread_name_prefix="one-sqlite-writer")
+        self._readers = ThreadPoolExecutor(readers, thread_name_prefix="one-sqlite-reader")
+        self._write_lock = asyncio.Lock()
+        self._connections: list[sqlite3.Connection] = []
+        self._connections_lock = threading.Lock()
+
+    def _connection(self) -> sqlite3.Connection:
+        conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
+        if conn is None:
+            conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+            conn.row_factory = sqlite3.Row
+            conn.execute("PRAGMA journal_mode=WAL")
+            conn.execute("PRAGMA synchronous=NORMAL")
+            conn.execute("PRAGMA busy_timeout=5000")
+            conn.execute("PRAGMA foreign_keys=ON")
+            self._local.conn = conn
+            with self._connections_lock:
+                self._connections.append(conn)
+        return conn
+
+    async def _run(self, pool: ThreadPoolExecutor, fn: Callable[[sqlite3.Connection], T]) -> T:
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(pool, lambda: fn(self._connection()))
+
+    async def start(self) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+
+        def migrate(conn: sqlite3.Connection) -> None:
+            version = conn.execute("PRAGMA user_version").fetchone()[0]
+            if version >= _SCHEMA_VERSION:
+                return
+            conn.execute("BEGIN IMMEDIATE")
+            for table in TABLES.values():
+                for statement in _ddl(table):
+                    conn.execute(statement)
+            conn.execute(f"PRAGMA user_version={_SCHEMA_VERSION}")
+            conn.execute("COMMIT")
+
+        await self._run(self._writer, migrate)
+
+    async def close(self) -> None:
+        self._writer.shutdown(wait=True)
+        self._readers.shutdown(wait=True)
+        with self._connections_lock:
+            for conn in self._connections:
+                conn.close()
+            self._connections.clear()
+
+    async def find(
+        self, table: str, where: Where, *, order: Order | None = None, limit: int | None = None
+    ) -> list[Row]:
+        return await self._find(self._readers, table, where, order, limit)
+
+    async def count(self, table: str, where: Where) -> int:
+        return await self._count(self._readers, table, where)
+
+    async def _find(
+        self,
+        pool: ThreadPoolExecutor,
+        table_name: str,
+        where: Where,
+        order: Order | None,
+        limit: int | None,
+    ) -> list[Row]:
+        table = TABLES[table_name]
+        sql, params = _select_sql(table, where, order, limit)
+        self.queries += 1
+        rows = await self._run(pool, lambda c: c.execute(sql, params).fetchall())
+        return [_decode(table, r) for r in rows]
+
+    async def _count(self, pool: ThreadPoolExecutor, table_name: str, where: Where) -> int:
+        table = TABLES[table_name]
+        params: list[Any] = []
+        sql = f'SELECT COUNT(*) FROM "{table.name}" WHERE {_where_sql(table, where, params)}'
+        self.queries += 1
+        return int(await self._run(pool, lambda c: c.execute(sql, params).fetchone()[0]))
+
+    @asynccontextmanager
+    async def transaction(self) -> AsyncIterator[_SQLiteTransaction]:
+        async with self._write_lock:
+            await self._run(self._writer, lambda c: c.execute("BEGIN IMMEDIATE"))
+            try:
+                yield _SQLiteTransaction(self)
+            except BaseException:
+                await asyncio.shield(self._run(self._writer, lambda c: c.execute("ROLLBACK")))
+                raise
+            await asyncio.shield(self._run(self._writer, lambda c: c.execute("COMMIT")))
+
+
+class _SQLiteTransaction:
+    def __init__(self, engine: SQLiteEngine) -> None:
+        self._engine = engine
+
+    async def find(
+        self, table: str, where: Where, *, order: Order | None = None, limit: int | None = None
+    ) -> list[Row]:
+        return await self._engine._find(self._engine._writer, table, where, order, limit)
+
+    async def count(self, table: str, where: Where) -> int:
+        return await self._engine._count(self._engine._writer, table, where)
+
+    async def insert(self, table_name: str, row: Row) -> None:
+        table = TABLES[table_name]
+        values = _encode(table, row)
+        columns = ", ".join(f'"{c}"' for c in values)
+        sql = f'INSERT INTO "{table.name}" ({columns}) VALUES ({",".join("?" * len(values))})'
+        await self._execute(table, sql, list(values.values()))
+
+    async def update(self, table_name: str, id: str, fields: Row) -> None:
+        table = TABLES[table_name]
+        values = _encode(table, fields)
+        assignments = ", ".join(f'"{c}" = ?' for c in values)
+        sql = f'UPDATE "{table.name}" SET {assignments} WHERE id = ?'
+        await self._execute(table, sql, [*values.values(), id])
+
+    async def _execute(self, table: Table, sql: str, params: list[Any]) -> None:
+        self._engine.queries += 1
+        try:
+            await self._engine._run(self._engine._writer, lambda c: c.execute(sql, params))
+        except sqlite3.IntegrityError as exc:
+            field = next((f for f in table.unique if f"{table.name}.{f}" in str(exc)), None)
+            raise conflict(table.name, field) from None

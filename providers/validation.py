@@ -1,0 +1,129 @@
+"""Input checks shared by every write of the native store; each failure names its field."""
+
+from __future__ import annotations
+
+import json
+import re
+from typing import Any
+
+from providers.errors import InvalidInputError
+from providers.records import (
+    EVENT_TYPES,
+    RELATIONSHIP_TYPES,
+    THING_TYPES,
+    JSONObject,
+    Role,
+    ThingStatus,
+)
+
+MAX_NAME_LENGTH = 200
+MAX_TEXT_LENGTH = 100_000
+MAX_JSON_BYTES = 64 * 1024
+_SLUG = re.compile(r"[a-z0-9][a-z0-9-]{1,62}")
+_EMAIL = re.compile(r"[^@\s]{1,64}@[^@\s]+\.[^@\s]+")
+
+
+def name(value: str, field: str = "name") -> str:
+    cleaned = value.strip()
+    if not cleaned:
+        raise InvalidInputError(f"'{field}' must not be empty", field=field)
+    if len(cleaned) > MAX_NAME_LENGTH:
+        raise InvalidInputError(
+            f"'{field}' is {len(cleaned)} characters long; at most {MAX_NAME_LENGTH} are allowed",
+            field=field,
+        )
+    return cleaned
+
+
+def text(value: str, field: str = "text") -> str:
+    if not value.strip():
+        raise InvalidInputError(f"'{field}' must not be empty", field=field)
+    if len(value) > MAX_TEXT_LENGTH:
+        raise InvalidInputError(
+            f"'{field}' is {len(value)} characters long; at most {MAX_TEXT_LENGTH} are allowed",
+            field=field,
+        )
+    return value
+
+
+def json_object(value: Any, field: str) -> JSONObject:
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise InvalidInputError(
+            f"'{field}' must be a JSON object, not {type(value).__name__}", field=field
+        )
+    try:
+        size = len(json.dumps(value, separators=(",", ":"), allow_nan=False).encode())
+    except (TypeError, ValueError) as exc:
+        raise InvalidInputError(f"'{field}' is not valid JSON: {exc}", field=field) from None
+    if size > MAX_JSON_BYTES:
+        raise InvalidInputError(
+            f"'{field}' is {size} bytes of JSON; at most {MAX_JSON_BYTES} are allowed",
+            field=field,
+        )
+    return value
+
+
+def slug(value: str, field: str = "slug") -> str:
+    if not _SLUG.fullmatch(value):
+        raise InvalidInputError(
+            f"'{field}' must be 2-63 lowercase letters, digits or dashes, starting with a "
+            "letter or digit",
+            field=field,
+        )
+    return value
+
+
+def email(value: str, field: str = "email") -> str:
+    cleaned = value.strip().lower()
+    if len(cleaned) > 254 or not _EMAIL.fullmatch(cleaned):
+        raise InvalidInputError(f"'{field}' is not an email address", field=field)
+    return cleaned
+
+
+def thing_type(value: str, field: str = "type") -> str:
+    if value not in THING_TYPES:
+        raise InvalidInputError(
+            f"unknown thing type '{value[:40]}'; known types: {', '.join(sorted(THING_TYPES))}",
+            field=field,
+        )
+    return value
+
+
+def relationship_type(value: str, field: str = "relationshipType") -> str:
+    if value not in RELATIONSHIP_TYPES:
+        raise InvalidInputError(
+            f"unknown relationship type '{value[:40]}'; known types: "
+            f"{', '.join(sorted(RELATIONSHIP_TYPES))}",
+            field=field,
+        )
+    return value
+
+
+def event_type(value: str, field: str = "type") -> str:
+    if value not in EVENT_TYPES:
+        raise InvalidInputError(
+            f"unknown event type '{value[:40]}'; known types: {', '.join(sorted(EVENT_TYPES))}",
+            field=field,
+        )
+    return value
+
+
+def role(value: str, field: str = "role") -> Role:
+    try:
+        return Role(value)
+    except ValueError:
+        raise InvalidInputError(
+            f"unknown role '{value[:40]}'; roles: {', '.join(r.value for r in Role)}", field=field
+        ) from None
+
+
+def status(value: str, field: str = "status") -> ThingStatus:
+    try:
+        return ThingStatus(value)
+    except ValueError:
+        raise InvalidInputError(
+            f"unknown status '{value[:40]}'; statuses: {', '.join(s.value for s in ThingStatus)}",
+            field=field,
+        ) from None

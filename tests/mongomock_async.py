@@ -1,0 +1,78 @@
+"""An async client over mongomock that speaks the subset of `pymongo.AsyncMongoClient` the
+MongoDB engine uses. It reports a standalone server, so the engine's undo-journal path runs."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import mongomock
+
+
+class AsyncMongomockClient:
+    def __init__(self) -> None:
+        self._sync: mongomock.MongoClient = mongomock.MongoClient(tz_aware=True)
+        self.admin = _Admin()
+
+    def __getitem__(self, name: str) -> _Database:
+        return _Database(self._sync[name])
+
+    async def close(self) -> None:
+        self._sync.close()
+
+
+class _Admin:
+    async def command(self, name: str) -> dict[str, Any]:
+        assert name == "hello"
+        return {"isWritablePrimary": True, "ok": 1.0}
+
+
+class _Database:
+    def __init__(self, db: Any) -> None:
+        self._db = db
+
+    def __getitem__(self, name: str) -> _Collection:
+        return _Collection(self._db[name])
+
+
+class _Collection:
+    """Each method runs mongomock's synchronous one; `session` is accepted and ignored."""
+
+    def __init__(self, collection: Any) -> None:
+        self._c = collection
+
+    def find(self, filter: dict[str, Any], session: Any = None) -> _Cursor:
+        return _Cursor(self._c.find(filter))
+
+    async def insert_one(self, doc: dict[str, Any], session: Any = None) -> Any:
+        return self._c.insert_one(doc)
+
+    async def find_one_and_update(self, *args: Any, session: Any = None) -> Any:
+        return self._c.find_one_and_update(*args)
+
+    async def update_one(self, *args: Any, session: Any = None) -> Any:
+        return self._c.update_one(*args)
+
+    async def delete_one(self, *args: Any, session: Any = None) -> Any:
+        return self._c.delete_one(*args)
+
+    async def count_documents(self, filter: dict[str, Any], session: Any = None) -> int:
+        return int(self._c.count_documents(filter))
+
+    async def create_index(self, keys: Any, **kwargs: Any) -> str:
+        return str(self._c.create_index(keys, **kwargs))
+
+
+class _Cursor:
+    def __init__(self, cursor: Any) -> None:
+        self._cursor = cursor
+
+    def sort(self, keys: list[tuple[str, int]]) -> _Cursor:
+        self._cursor = self._cursor.sort(keys)
+        return self
+
+    def limit(self, n: int) -> _Cursor:
+        self._cursor = self._cursor.limit(n)
+        return self
+
+    async def to_list(self, length: int | None) -> list[dict[str, Any]]:
+        return list(self._cursor)
