@@ -242,6 +242,7 @@ async def test_connections_are_temporal_and_scoped(store: NativeStore) -> None:
     edge = await store.connections.create(
         org.id, actor_ref=owner, from_ref=post_ref, to_ref=course_ref,
         relationship_type="part_of", metadata={"order": 1},
+        valid_from=utcnow() - timedelta(hours=1),
     )  # fmt: skip
     found = await store.connections.of(org.id, [post_ref, course_ref], relationship_type="part_of")
     assert found[post_ref] == [edge] and found[course_ref] == [edge]
