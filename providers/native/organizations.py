@@ -8,8 +8,9 @@ from providers import validation
 from providers.engine import Cond, Engine, Order, Where
 from providers.errors import InvalidInputError, NotFoundError
 from providers.native.events import record_event
+from providers.native.people import join
 from providers.native.rows import in_order, to_row
-from providers.records import JSONObject, Kind, Organization
+from providers.records import JSONObject, Kind, Organization, Role
 from providers.refs import native_ref, new_local_id
 
 PLAN_LIMITS: dict[str, JSONObject] = {
@@ -47,7 +48,10 @@ class Organizations:
         slug: str,
         parent_id: str | None = None,
         plan: str = "starter",
+        owner_id: str | None = None,
     ) -> Organization:
+        """Create an organization; `owner_id`, when given, joins it as its `org_owner` in the
+        same transaction."""
         if plan not in PLAN_LIMITS:
             raise InvalidInputError(
                 f"unknown plan '{plan[:40]}'; plans: {', '.join(PLAN_LIMITS)}", field="plan"
@@ -74,4 +78,6 @@ class Organizations:
                 target_ref=native_ref(Kind.ORGANIZATION, org.id),
                 metadata={"name": org.name, "slug": org.slug, "parent_id": parent_id, "plan": plan},
             )
+            if owner_id is not None:
+                await join(tx, org.id, owner_id, Role.ORG_OWNER, actor_ref=actor_ref, new=False)
         return org

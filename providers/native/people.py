@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from providers import validation
-from providers.engine import Cond, Engine, Order, Row
+from providers.engine import Cond, Engine, Order, Row, Transaction
 from providers.errors import InvalidInputError, NotFoundError
 from providers.native.events import record_event
 from providers.native.rows import in_order, to_row
@@ -71,25 +71,35 @@ class People:
             person = Person(**found[0]) if found else Person(new_local_id(), email, name)
             if not found:
                 await tx.insert("people", to_row(person))
-            person_ref = native_ref(Kind.PERSON, person.id)
-            where = [*membership_where(org_id, utcnow()), Cond("from_ref", "eq", person_ref)]
-            if await tx.find("connections", where, limit=1):
-                raise InvalidInputError(f"{email} is already a member", field="email")
-            edge = Connection(
-                id=new_local_id(),
-                org_id=org_id,
-                from_ref=person_ref,
-                to_ref=native_ref(Kind.ORGANIZATION, org_id),
-                relationship_type="member_of",
-                metadata={"role": role.value},
+            membership = await join(
+                tx, org_id, person.id, role, actor_ref=actor_ref, new=not found
             )
-            await tx.insert("connections", to_row(edge))
-            await record_event(
-                tx,
-                org_id,
-                "user_joined_org",
-                actor_ref=actor_ref,
-                target_ref=person_ref,
-                metadata={"role": role.value, "connection_id": edge.id, "new_person": not found},
-            )
-        return person, to_membership(to_row(edge))
+        return person, membership
+
+
+async def join(
+    tx: Transaction, org_id: str, person_id: str, role: Role, *, actor_ref: str | None, new: bool
+) -> Membership:
+    """Make `person_id` a member of `org_id` inside `tx`, with its `user_joined_org` event."""
+    person_ref = native_ref(Kind.PERSON, person_id)
+    where = [*membership_where(org_id, utcnow()), Cond("from_ref", "eq", person_ref)]
+    if await tx.find("connections", where, limit=1):
+        raise InvalidInputError("this person is already a member", field="email")
+    edge = Connection(
+        id=new_local_id(),
+        org_id=org_id,
+        from_ref=person_ref,
+        to_ref=native_ref(Kind.ORGANIZATION, org_id),
+        relationship_type="member_of",
+        metadata={"role": role.value},
+    )
+    await tx.insert("connections", to_row(edge))
+    await record_event(
+        tx,
+        org_id,
+        "user_joined_org",
+        actor_ref=actor_ref,
+        target_ref=person_ref,
+        metadata={"role": role.value, "connection_id": edge.id, "new_person": new},
+    )
+    return to_membership(to_row(edge))

@@ -1,0 +1,85 @@
+"""Authentication: a bearer JWT becomes an `Actor`, checked against current membership."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import jwt
+
+from providers.errors import OneError, UnauthenticatedError
+from providers.native import NativeStore
+from providers.records import Role
+from resolvers.context import Actor
+
+_ALGORITHM = "HS256"
+_REQUIRED_CLAIMS = ["exp", "iat", "iss", "aud", "sub", "org"]
+
+
+class Authenticator:
+    """Issues and verifies the gateway's HS256 tokens.
+
+    Example:
+        auth = Authenticator(secret, issuer="one-gateway", audience="one-gateway")
+        token = auth.issue(person_id=p.id, org_id=org.id, role=Role.ORG_OWNER)
+        actor_or_error = await auth.authenticate(f"Bearer {token}", store)
+    """
+
+    def __init__(self, secret: str, *, issuer: str, audience: str, ttl_seconds: int) -> None:
+        self._secret = secret
+        self._issuer = issuer
+        self._audience = audience
+        self._ttl = ttl_seconds
+
+    def issue(
+        self, *, person_id: str, org_id: str, role: Role, ttl_seconds: int | None = None
+    ) -> str:
+        now = int(time.time())
+        claims = {
+            "sub": person_id,
+            "org": org_id,
+            "role": role.value,
+            "iss": self._issuer,
+            "aud": self._audience,
+            "iat": now,
+            "exp": now + (ttl_seconds or self._ttl),
+        }
+        return jwt.encode(claims, self._secret, algorithm=_ALGORITHM)
+
+    def verify(self, token: str) -> dict[str, Any]:
+        try:
+            return jwt.decode(
+                token,
+                self._secret,
+                algorithms=[_ALGORITHM],
+                issuer=self._issuer,
+                audience=self._audience,
+                options={"require": _REQUIRED_CLAIMS},
+            )
+        except jwt.ExpiredSignatureError:
+            raise UnauthenticatedError("the token has expired") from None
+        except jwt.InvalidTokenError:
+            raise UnauthenticatedError("the token is not valid") from None
+
+    async def authenticate(self, authorization: str | None, store: NativeStore) -> Actor | OneError:
+        """The actor of an `Authorization` header, or the error that says why there is none.
+
+        The role is the one the person holds now, not the one in the token: a member who
+        was removed or demoted loses access with their next request.
+        """
+        if not authorization:
+            return UnauthenticatedError(
+                "authentication required: send 'Authorization: Bearer <token>'"
+            )
+        scheme, _, token = authorization.partition(" ")
+        if scheme.lower() != "bearer" or not token.strip():
+            return UnauthenticatedError("the Authorization header must be 'Bearer <token>'")
+        try:
+            claims = self.verify(token.strip())
+        except UnauthenticatedError as exc:
+            return exc
+        person_id, org_id = str(claims["sub"]), str(claims["org"])
+        membership = (await store.people.memberships(org_id, [person_id])).get(person_id)
+        if membership is None:
+            return UnauthenticatedError("the token's person is not a member of its organization")
+        return Actor(org_id=org_id, role=membership.role, person_id=person_id)

@@ -1,0 +1,56 @@
+"""What every resolver receives: the store, the authenticated actor and this request's loaders."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from functools import cached_property
+from typing import Any
+
+import strawberry
+
+from providers.errors import OneError, UnauthenticatedError
+from providers.native import NativeStore
+from providers.records import Kind, Role
+from providers.refs import native_ref
+from resolvers.loaders import Loaders
+
+
+@dataclass(frozen=True, slots=True)
+class Actor:
+    """Who is asking: a person (or an API key, which has none) acting in one organization."""
+
+    org_id: str
+    role: Role
+    person_id: str | None = None
+
+    @property
+    def ref(self) -> str | None:
+        return native_ref(Kind.PERSON, self.person_id) if self.person_id else None
+
+
+@dataclass
+class Context:
+    """Built fresh for each request (or WebSocket operation) by the gateway."""
+
+    store: NativeStore
+    actor_or_error: Actor | OneError = field(
+        default_factory=lambda: UnauthenticatedError(
+            "authentication required: send 'Authorization: Bearer <token>'"
+        )
+    )
+    request: Any = None
+    response: Any = None
+
+    @property
+    def actor(self) -> Actor:
+        """The actor, or the reason there is none as an `UnauthenticatedError`."""
+        if isinstance(self.actor_or_error, OneError):
+            raise self.actor_or_error
+        return self.actor_or_error
+
+    @cached_property
+    def loaders(self) -> Loaders:
+        return Loaders(self.store, self.actor.org_id)
+
+
+Info = strawberry.Info[Context, None]

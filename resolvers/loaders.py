@@ -1,0 +1,90 @@
+"""Per-request DataLoaders: every lookup of a request is batched, per kind, into one query.
+
+Loaders are made for one organization (the actor's), so a batch cannot mix scopes, and they
+live for one request only, so nothing cached outlives the permissions it was read under.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Coroutine, Hashable
+from datetime import datetime
+from functools import partial
+from typing import Any
+
+from aiodataloader import DataLoader
+
+from providers.native import MAX_PAGE_SIZE, Direction, NativeStore
+from providers.records import Connection, Event, Kind, Knowledge, Membership
+
+BatchFn = Callable[[list[str]], Coroutine[Any, Any, list[Any]]]
+Loader = DataLoader[str, Any]
+# A page holds at most MAX_PAGE_SIZE things; nested lists multiply that. One IN (...) of a
+# thousand keys is still one cheap indexed query on either engine.
+MAX_BATCH = MAX_PAGE_SIZE * 10
+
+
+class Loaders:
+    """`by_id(kind)` loads records by local id; the others load what hangs off a reference."""
+
+    def __init__(self, store: NativeStore, org_id: str) -> None:
+        self._store = store
+        self._org_id = org_id
+        self._loaders: dict[Hashable, Loader] = {}
+
+    def _get(self, key: Hashable, fn: BatchFn) -> Loader:
+        loader = self._loaders.get(key)
+        if loader is None:
+            loader = self._loaders[key] = DataLoader(batch_load_fn=fn, max_batch_size=MAX_BATCH)
+        return loader
+
+    def by_id(self, kind: Kind) -> Loader:
+        store, org = self._store, self._org_id
+        fetch: dict[Kind, BatchFn] = {
+            Kind.ORGANIZATION: store.organizations.get_many,
+            Kind.PERSON: partial(store.people.get_many, org),
+            Kind.THING: partial(store.things.get_many, org),
+            Kind.CONNECTION: partial(store.connections.get_many, org),
+            Kind.EVENT: partial(store.events.get_many, org),
+            Kind.KNOWLEDGE: partial(store.knowledge.get_many, org),
+        }
+        return self._get(("by_id", kind), fetch[kind])
+
+    def memberships(self) -> Loader:
+        """Person id -> `Membership | None` in this organization."""
+
+        async def fetch(ids: list[str]) -> list[Membership | None]:
+            found = await self._store.people.memberships(self._org_id, ids)
+            return [found.get(i) for i in ids]
+
+        return self._get("memberships", fetch)
+
+    def connections(
+        self, direction: Direction, relationship_type: str | None, at: datetime | None
+    ) -> Loader:
+        """Reference -> the `Connection`s touching it, for one combination of filters."""
+
+        async def fetch(refs: list[str]) -> list[list[Connection]]:
+            found = await self._store.connections.of(
+                self._org_id, refs, direction=direction, relationship_type=relationship_type, at=at
+            )
+            return [found[r] for r in refs]
+
+        return self._get(("connections", direction, relationship_type, at), fetch)
+
+    def events(self, limit: int) -> Loader:
+        """Target reference -> its newest `limit` `Event`s."""
+
+        async def fetch(refs: list[str]) -> list[list[Event]]:
+            found = await self._store.events.of_targets(self._org_id, refs, limit=limit)
+            return [found[r] for r in refs]
+
+        return self._get(("events", limit), fetch)
+
+    def knowledge(self) -> Loader:
+        """Source reference -> the `Knowledge` taken from it."""
+
+        async def fetch(refs: list[str]) -> list[list[Knowledge]]:
+            found = await self._store.knowledge.of_sources(self._org_id, refs)
+            return [found[r] for r in refs]
+
+        return self._get("knowledge", fetch)

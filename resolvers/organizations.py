@@ -1,0 +1,186 @@
+"""Organizations: the tenants, their hierarchy, plans, members; and their mutations.
+
+Visibility: an actor sees its own organization and that organization's children (a parent's
+members may list and name the children, but a child's members, usage and things stay with the
+child's own members). A platform owner sees every organization.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+import strawberry
+from strawberry import UNSET
+from strawberry.scalars import JSON
+
+from providers.errors import ForbiddenError, NotFoundError
+from providers.records import Kind, Role
+from providers.records import Organization as OrganizationRecord
+from resolvers.context import Actor, Info
+from resolvers.ids import global_id, parse_id
+from resolvers.node import Node
+from resolvers.people import Membership, Person
+from resolvers.permissions import Action, require
+
+
+def visible(info: Info, record: OrganizationRecord) -> bool:
+    actor = info.context.actor
+    return (
+        actor.role is Role.PLATFORM_OWNER
+        or record.id == actor.org_id
+        or record.parent_id == actor.org_id
+    )
+
+
+def _require_own(actor: Actor, org_id: str, what: str) -> None:
+    if actor.role is not Role.PLATFORM_OWNER and org_id != actor.org_id:
+        raise ForbiddenError(f"only this organization's own members may see its {what}")
+
+
+@strawberry.type(description="How much of its plan an organization uses.")
+class Usage:
+    things: int
+    members: int
+
+
+@strawberry.type(description="A tenant: owns its people, things, connections, events, knowledge.")
+class Organization(Node):
+    name: str
+    slug: str
+    plan: str
+    status: str
+    limits: JSON
+    created_at: datetime
+    record: strawberry.Private[OrganizationRecord]
+
+    @strawberry.field
+    async def parent(self, info: Info) -> Organization | None:
+        if self.record.parent_id is None:
+            return None
+        record = await info.context.loaders.by_id(Kind.ORGANIZATION).load(self.record.parent_id)
+        return Organization.from_record(record) if record and visible(info, record) else None
+
+    @strawberry.field
+    async def children(self, info: Info) -> list[Organization]:
+        if not visible(info, self.record):
+            return []
+        records = await info.context.store.organizations.all([self.record.id])
+        return [Organization.from_record(r) for r in records]
+
+    @strawberry.field
+    async def members(self, info: Info) -> list[Membership]:
+        _require_own(info.context.actor, self.record.id, "members")
+        records = await info.context.store.people.members(self.record.id)
+        return [Membership.from_record(r) for r in records]
+
+    @strawberry.field
+    async def usage(self, info: Info) -> Usage:
+        _require_own(info.context.actor, self.record.id, "usage")
+        store = info.context.store
+        return Usage(
+            things=await store.things.count(self.record.id),
+            members=await store.people.count_members(self.record.id),
+        )
+
+    @classmethod
+    def from_record(cls, record: OrganizationRecord) -> Organization:
+        return cls(
+            id=global_id(Kind.ORGANIZATION, record.id),
+            name=record.name,
+            slug=record.slug,
+            plan=record.plan,
+            status=record.status,
+            limits=JSON(record.limits),
+            created_at=record.created_at,
+            record=record,
+        )
+
+
+async def organization(info: Info, id: strawberry.ID | None = None) -> Organization | None:
+    """An organization by id; without an id, your own."""
+    actor = info.context.actor
+    local_id = actor.org_id if id is None else parse_id(id, Kind.ORGANIZATION).local_id
+    record = await info.context.loaders.by_id(Kind.ORGANIZATION).load(local_id)
+    return Organization.from_record(record) if record and visible(info, record) else None
+
+
+async def organizations(info: Info) -> list[Organization]:
+    """The organizations you can see: yours and its children (every one, for a platform owner)."""
+    actor = info.context.actor
+    store = info.context.store
+    if actor.role is Role.PLATFORM_OWNER:
+        return [Organization.from_record(r) for r in await store.organizations.all()]
+    own = await info.context.loaders.by_id(Kind.ORGANIZATION).load(actor.org_id)
+    children = await store.organizations.all([actor.org_id])
+    return [Organization.from_record(r) for r in [own, *children] if r is not None]
+
+
+@strawberry.input
+class CreateOrganizationInput:
+    name: str
+    slug: str = strawberry.field(description="2-63 lowercase letters, digits or dashes.")
+    parent_id: strawberry.ID | None = strawberry.field(
+        default=UNSET,
+        description="Omitted: a child of your organization. null: a top-level organization "
+        "(platform owners only).",
+    )
+    plan: str = "starter"
+
+
+async def create_organization(info: Info, input: CreateOrganizationInput) -> Organization:
+    """Create an organization and become its owner. An org owner creates children of their
+    own organization; a platform owner may create any."""
+    actor = require(info.context.actor, Action.MANAGE_ORGANIZATIONS)
+    parent_id: str | None = actor.org_id
+    if input.parent_id is None:
+        parent_id = None
+    elif input.parent_id is not UNSET:
+        parent_id = parse_id(input.parent_id, Kind.ORGANIZATION, "parentId").local_id
+    if actor.role is not Role.PLATFORM_OWNER and parent_id != actor.org_id:
+        raise ForbiddenError(
+            "an org owner may only create children of their own organization", field="parentId"
+        )
+    record = await info.context.store.organizations.create(
+        actor_ref=actor.ref,
+        name=input.name,
+        slug=input.slug,
+        parent_id=parent_id,
+        plan=input.plan,
+        owner_id=actor.person_id,
+    )
+    return Organization.from_record(record)
+
+
+@strawberry.input
+class AddMemberInput:
+    email: str
+    name: str
+    role: Role
+    organization_id: strawberry.ID | None = strawberry.field(
+        default=None, description="Defaults to your organization."
+    )
+
+
+@strawberry.type
+class AddMemberPayload:
+    person: Person
+    membership: Membership
+
+
+async def add_member(info: Info, input: AddMemberInput) -> AddMemberPayload:
+    """Add a person (created when new, matched by email otherwise) with a role."""
+    actor = require(info.context.actor, Action.MANAGE_MEMBERS)
+    org_id = actor.org_id
+    if input.organization_id is not None:
+        org_id = parse_id(input.organization_id, Kind.ORGANIZATION, "organizationId").local_id
+    if actor.role is not Role.PLATFORM_OWNER:
+        if org_id != actor.org_id:
+            raise NotFoundError("organization not found", field="organizationId")
+        if input.role is Role.PLATFORM_OWNER:
+            raise ForbiddenError("only a platform owner may grant platform_owner", field="role")
+    person, membership = await info.context.store.people.add_member(
+        org_id, actor_ref=actor.ref, email=input.email, name=input.name, role=input.role
+    )
+    return AddMemberPayload(
+        person=Person.from_record(person), membership=Membership.from_record(membership)
+    )

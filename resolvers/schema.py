@@ -1,0 +1,77 @@
+"""The ONE schema: the six dimensions' root fields, put together."""
+
+from __future__ import annotations
+
+import inspect
+from typing import Any
+
+import strawberry
+from graphql import GraphQLError
+from strawberry.types.execution import ExecutionContext
+
+from resolvers import connections, events, knowledge, node, organizations, people, things
+from resolvers.errors import ErrorCodes, log_unexpected
+
+
+def _query(resolver: Any) -> Any:
+    return strawberry.field(resolver=resolver, description=inspect.getdoc(resolver))
+
+
+def _mutation(resolver: Any) -> Any:
+    return strawberry.mutation(resolver=resolver, description=inspect.getdoc(resolver))
+
+
+@strawberry.type
+class Query:
+    me = _query(people.me)
+    organization = _query(organizations.organization)
+    organizations = _query(organizations.organizations)
+    node = _query(node.node)
+    thing = _query(things.thing)
+    things = _query(things.things)
+    connections = _query(connections.connections)
+    events = _query(events.events)
+    knowledge_search = _query(knowledge.knowledge_search)
+
+
+@strawberry.type
+class Mutation:
+    create_organization = _mutation(organizations.create_organization)
+    add_member = _mutation(organizations.add_member)
+    create_thing = _mutation(things.create_thing)
+    update_thing = _mutation(things.update_thing)
+    change_thing_status = _mutation(things.change_thing_status)
+    archive_thing = _mutation(things.archive_thing)
+    create_connection = _mutation(connections.create_connection)
+    delete_connection = _mutation(connections.delete_connection)
+    create_knowledge = _mutation(knowledge.create_knowledge)
+
+
+class OneSchema(strawberry.Schema):
+    def process_errors(
+        self, errors: list[GraphQLError], execution_context: ExecutionContext | None = None
+    ) -> None:
+        log_unexpected(errors, execution_context)
+
+
+def build_schema(**kwargs: Any) -> strawberry.Schema:
+    return OneSchema(
+        query=Query,
+        mutation=Mutation,
+        types=[
+            things.BlogPost,
+            things.Product,
+            things.Document,
+            things.GenericThing,
+            people.Person,
+            organizations.Organization,
+            connections.Connection,
+            events.Event,
+            knowledge.Knowledge,
+        ],
+        extensions=[ErrorCodes],
+        **kwargs,
+    )
+
+
+schema = build_schema()

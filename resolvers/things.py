@@ -1,0 +1,268 @@
+"""Things: the `Thing` interface, its concrete types, and the thing queries and mutations."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+import strawberry
+from strawberry.scalars import JSON
+
+from providers.errors import NotFoundError
+from providers.native import ThingQuery
+from providers.records import Kind, ThingStatus
+from providers.records import Thing as ThingRecord
+from providers.refs import Ref, native_ref
+from resolvers.connections import Connection, ConnectionDirection, connections_of
+from resolvers.context import Info
+from resolvers.events import Event, PageInfo
+from resolvers.ids import parse_id
+from resolvers.knowledge import Knowledge
+from resolvers.node import Node
+from resolvers.organizations import Organization
+from resolvers.people import Person
+from resolvers.permissions import Action, require
+
+strawberry.enum(ThingStatus, description="draft -> active -> published -> archived (final).")
+
+
+@strawberry.interface(description="An entity of the ontology, from whichever provider owns it.")
+class Thing(Node):
+    type: str
+    name: str
+    status: ThingStatus
+    properties: JSON
+    provider: str
+    external_id: str | None
+    created_at: datetime
+    updated_at: datetime
+    record: strawberry.Private[ThingRecord]
+
+    @strawberry.field(description="The person who owns this thing (an `owns` connection).")
+    async def owner(self, info: Info) -> Person | None:
+        loader = info.context.loaders.connections("in", "owns", None)
+        owners = [Ref.parse(c.from_ref) for c in await loader.load(self.ref)]
+        people = [r for r in owners if r.kind is Kind.PERSON and r.provider == "native"]
+        if not people:
+            return None
+        record = await info.context.loaders.by_id(Kind.PERSON).load(people[0].local_id)
+        return Person.from_record(record) if record else None
+
+    @strawberry.field
+    async def organization(self, info: Info) -> Organization | None:
+        record = await info.context.loaders.by_id(Kind.ORGANIZATION).load(self.record.org_id)
+        return Organization.from_record(record) if record else None
+
+    @strawberry.field
+    async def connections(
+        self,
+        info: Info,
+        relationship_type: str | None = None,
+        direction: ConnectionDirection = ConnectionDirection.BOTH,
+        at: datetime | None = None,
+    ) -> list[Connection]:
+        return await connections_of(info, self.ref, direction, relationship_type, at)
+
+    @strawberry.field(description="The newest events about this thing.")
+    async def events(self, info: Info, first: int = 10) -> list[Event]:
+        found = await info.context.loaders.events(min(max(first, 0), 100)).load(self.ref)
+        return [Event.from_record(e) for e in found]
+
+    @strawberry.field
+    async def knowledge(self, info: Info) -> list[Knowledge]:
+        return [Knowledge.from_record(k) for k in await info.context.loaders.knowledge().load(
+            self.ref)]  # fmt: skip
+
+    @property
+    def ref(self) -> str:
+        return str(self.id)
+
+
+def _text(properties: dict[str, Any], key: str) -> str | None:
+    value = properties.get(key)
+    return value if isinstance(value, str) else None
+
+
+def _number(properties: dict[str, Any], key: str) -> float | None:
+    value = properties.get(key)
+    return float(value) if isinstance(value, int | float) and not isinstance(value, bool) else None
+
+
+@strawberry.type(description="An article: from the native store or from WordPress.")
+class BlogPost(Thing):
+    @strawberry.field
+    def content(self) -> str | None:
+        return _text(self.record.properties, "content")
+
+    @strawberry.field
+    def excerpt(self) -> str | None:
+        return _text(self.record.properties, "excerpt")
+
+
+@strawberry.type(description="Something for sale: from the native store or from Shopify.")
+class Product(Thing):
+    @strawberry.field
+    def price(self) -> float | None:
+        return _number(self.record.properties, "price")
+
+    @strawberry.field
+    def currency(self) -> str | None:
+        return _text(self.record.properties, "currency")
+
+    @strawberry.field
+    def sku(self) -> str | None:
+        return _text(self.record.properties, "sku")
+
+
+@strawberry.type(description="A document: from the native store or from Notion.")
+class Document(Thing):
+    @strawberry.field
+    def content(self) -> str | None:
+        return _text(self.record.properties, "content")
+
+    @strawberry.field
+    def url(self) -> str | None:
+        return _text(self.record.properties, "url")
+
+
+@strawberry.type(description="Any other thing type (course, lesson, task, ...): see `type`.")
+class GenericThing(Thing):
+    pass
+
+
+_TYPES: dict[str, type[Thing]] = {
+    "blog_post": BlogPost,
+    "product": Product,
+    "document": Document,
+}
+
+
+def thing_from_record(record: ThingRecord) -> Thing:
+    cls = _TYPES.get(record.type, GenericThing)
+    return cls(
+        id=strawberry.ID(native_ref(Kind.THING, record.id)),
+        type=record.type,
+        name=record.name,
+        status=record.status,
+        properties=JSON(record.properties),
+        provider=record.provider,
+        external_id=record.external_id,
+        created_at=record.created_at,
+        updated_at=record.updated_at,
+        record=record,
+    )
+
+
+@strawberry.type
+class ThingEdge:
+    cursor: str
+    node: Thing
+
+
+@strawberry.type(description="A page of things, oldest first.")
+class ThingPage:
+    edges: list[ThingEdge]
+    page_info: PageInfo
+    total_count: int
+
+
+def _native_thing_id(id: strawberry.ID, field: str = "id") -> str:
+    ref = parse_id(id, Kind.THING, field)
+    if ref.provider != "native":
+        raise NotFoundError(
+            f"no '{ref.provider}' provider is configured for this organization",
+            provider=ref.provider,
+            field=field,
+        )
+    return ref.local_id
+
+
+async def thing(info: Info, id: strawberry.ID) -> Thing | None:
+    """A thing by id; `null` when it does not exist or is not yours to see."""
+    info.context.actor  # noqa: B018 - authentication before anything else
+    record = await info.context.loaders.by_id(Kind.THING).load(_native_thing_id(id))
+    return thing_from_record(record) if record else None
+
+
+async def things(
+    info: Info,
+    type: str | None = None,
+    status: ThingStatus | None = None,
+    first: int = 20,
+    after: str | None = None,
+) -> ThingPage:
+    """Your organization's things, oldest first; `first` is at most 100."""
+    actor = info.context.actor
+    page = await info.context.store.things.page(
+        actor.org_id, ThingQuery(type=type, status=status, first=first, after=after)
+    )
+    return ThingPage(
+        edges=[
+            ThingEdge(cursor=c, node=thing_from_record(t))
+            for t, c in zip(page.items, page.cursors, strict=True)
+        ],
+        page_info=PageInfo(
+            has_next_page=page.has_next_page,
+            end_cursor=page.cursors[-1] if page.cursors else None,
+        ),
+        total_count=page.total_count,
+    )
+
+
+@strawberry.input
+class CreateThingInput:
+    type: str = strawberry.field(description="A thing type of the ontology, e.g. blog_post.")
+    name: str
+    properties: JSON | None = None
+    status: ThingStatus = ThingStatus.DRAFT
+
+
+@strawberry.input
+class UpdateThingInput:
+    name: str | None = None
+    properties: JSON | None = None
+    merge_properties: bool = strawberry.field(
+        default=True, description="Merge into the current properties (default) or replace them."
+    )
+
+
+async def create_thing(info: Info, input: CreateThingInput) -> Thing:
+    """Create a thing; you become its owner."""
+    actor = require(info.context.actor, Action.WRITE)
+    record = await info.context.store.things.create(
+        actor.org_id,
+        actor_ref=actor.ref,
+        type=input.type,
+        name=input.name,
+        properties=input.properties,
+        status=input.status,
+    )
+    return thing_from_record(record)
+
+
+async def update_thing(info: Info, id: strawberry.ID, input: UpdateThingInput) -> Thing:
+    """Rename a thing or change its properties."""
+    actor = require(info.context.actor, Action.WRITE)
+    record = await info.context.store.things.update(
+        actor.org_id,
+        _native_thing_id(id),
+        actor_ref=actor.ref,
+        name=input.name,
+        properties=input.properties,
+        merge_properties=input.merge_properties,
+    )
+    return thing_from_record(record)
+
+
+async def change_thing_status(info: Info, id: strawberry.ID, status: ThingStatus) -> Thing:
+    """Move a thing along its lifecycle: draft -> active -> published -> archived."""
+    actor = require(info.context.actor, Action.PUBLISH)
+    record = await info.context.store.things.change_status(
+        actor.org_id, _native_thing_id(id), actor_ref=actor.ref, status=status
+    )
+    return thing_from_record(record)
+
+
+async def archive_thing(info: Info, id: strawberry.ID) -> Thing:
+    """Archive a thing (final)."""
+    return await change_thing_status(info, id, ThingStatus.ARCHIVED)
