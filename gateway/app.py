@@ -7,11 +7,13 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
+from cross_web import HTTPException
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route, WebSocketRoute
+from starlette.types import Message, Receive, Scope, Send
 from starlette.websockets import WebSocket
 from strawberry.asgi import GraphQL
 
@@ -26,11 +28,41 @@ from resolvers.schema import schema
 log = logging.getLogger("one.gateway")
 
 
+MAX_BODY_BYTES = 1024 * 1024
+_HTTP_CODES = {400: "BAD_REQUEST", 404: "NOT_FOUND", 405: "METHOD_NOT_ALLOWED",
+               413: "PAYLOAD_TOO_LARGE", 415: "UNSUPPORTED_MEDIA_TYPE"}  # fmt: skip
+
+
 class OneGraphQL(GraphQL[Context, None]):
+    """Strawberry's ASGI view, with our context, a body limit, and JSON protocol errors."""
+
     def __init__(self, store: NativeStore, auth: Authenticator) -> None:
         super().__init__(schema, graphql_ide="graphiql")
         self.store = store
         self.auth = auth
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await super().__call__(scope, receive, send)
+            return
+        received = 0
+
+        async def limited_receive() -> Message:
+            nonlocal received
+            message = await receive()
+            received += len(message.get("body", b""))
+            if received > MAX_BODY_BYTES:
+                raise HTTPException(413, f"the request body is over {MAX_BODY_BYTES} bytes")
+            return message
+
+        try:
+            response: Response = await self.run(Request(scope, receive=limited_receive))
+        except HTTPException as exc:
+            # A request GraphQL could not even read still gets a GraphQL-shaped answer.
+            code = _HTTP_CODES.get(exc.status_code, "BAD_REQUEST")
+            error = {"message": exc.reason, "extensions": {"code": code}}
+            response = JSONResponse({"errors": [error]}, status_code=exc.status_code)
+        await response(scope, receive, send)
 
     async def get_context(self, request: Request | WebSocket, response: Any) -> Context:
         actor = await self.auth.authenticate(request.headers.get("authorization"), self.store)

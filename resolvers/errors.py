@@ -30,8 +30,9 @@ def coded(error: GraphQLError, *, before_execution: bool) -> GraphQLError:
         message = original.message
     elif "code" in extensions:
         return error
-    elif original is None:
-        if not before_execution:
+    elif original is None or isinstance(original, GraphQLError):
+        # graphql-core's own errors: a variable that did not coerce wraps another one.
+        if not before_execution or isinstance(original, GraphQLError):
             extensions["code"] = "BAD_USER_INPUT"
         elif message.startswith("Syntax Error"):
             extensions["code"] = "GRAPHQL_PARSE_FAILED"
@@ -55,7 +56,7 @@ def log_unexpected(errors: list[GraphQLError], context: ExecutionContext | None)
     """Log what is a bug; a client's mistake is not worth a traceback."""
     for error in errors:
         original = error.original_error
-        if original is not None and not isinstance(original, OneError):
+        if original is not None and not isinstance(original, OneError | GraphQLError):
             log.error("unexpected error in %s", error.path, exc_info=original)
 
 

@@ -16,7 +16,7 @@ from strawberry.scalars import JSON
 from providers.errors import ForbiddenError, NotFoundError
 from providers.records import Kind, Role
 from providers.records import Organization as OrganizationRecord
-from resolvers.context import Actor, Info
+from resolvers.context import Info
 from resolvers.ids import global_id, parse_id
 from resolvers.node import Node
 from resolvers.people import Membership, Person
@@ -32,9 +32,13 @@ def visible(info: Info, record: OrganizationRecord) -> bool:
     )
 
 
-def _require_own(actor: Actor, org_id: str, what: str) -> None:
-    if actor.role is not Role.PLATFORM_OWNER and org_id != actor.org_id:
-        raise ForbiddenError(f"only this organization's own members may see its {what}")
+async def _require_member(info: Info, org_id: str, what: str) -> None:
+    actor = info.context.actor
+    if actor.role is Role.PLATFORM_OWNER or org_id == actor.org_id:
+        return
+    if actor.person_id and await info.context.store.people.memberships(org_id, [actor.person_id]):
+        return
+    raise ForbiddenError(f"only this organization's own members may see its {what}")
 
 
 @strawberry.type(description="How much of its plan an organization uses.")
@@ -69,13 +73,13 @@ class Organization(Node):
 
     @strawberry.field
     async def members(self, info: Info) -> list[Membership]:
-        _require_own(info.context.actor, self.record.id, "members")
+        await _require_member(info, self.record.id, "members")
         records = await info.context.store.people.members(self.record.id)
         return [Membership.from_record(r) for r in records]
 
     @strawberry.field
     async def usage(self, info: Info) -> Usage:
-        _require_own(info.context.actor, self.record.id, "usage")
+        await _require_member(info, self.record.id, "usage")
         store = info.context.store
         return Usage(
             things=await store.things.count(self.record.id),

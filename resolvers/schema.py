@@ -3,14 +3,21 @@
 from __future__ import annotations
 
 import inspect
+from functools import partial
 from typing import Any
 
 import strawberry
 from graphql import GraphQLError
+from strawberry.extensions import MaxAliasesLimiter, QueryDepthLimiter
 from strawberry.types.execution import ExecutionContext
 
 from resolvers import connections, events, knowledge, node, organizations, people, things
 from resolvers.errors import ErrorCodes, log_unexpected
+
+# Deep enough for thing -> connections -> to -> owner -> membership -> organization -> ...,
+# shallow enough that one request cannot fan out without bound.
+MAX_QUERY_DEPTH = 12
+MAX_ALIASES = 50
 
 
 def _query(resolver: Any) -> Any:
@@ -69,7 +76,11 @@ def build_schema(**kwargs: Any) -> strawberry.Schema:
             events.Event,
             knowledge.Knowledge,
         ],
-        extensions=[ErrorCodes],
+        extensions=[
+            ErrorCodes,
+            partial(QueryDepthLimiter, max_depth=MAX_QUERY_DEPTH),
+            partial(MaxAliasesLimiter, max_alias_count=MAX_ALIASES),
+        ],
         **kwargs,
     )
 

@@ -71,9 +71,7 @@ class People:
             person = Person(**found[0]) if found else Person(new_local_id(), email, name)
             if not found:
                 await tx.insert("people", to_row(person))
-            membership = await join(
-                tx, org_id, person.id, role, actor_ref=actor_ref, new=not found
-            )
+            membership = await join(tx, org_id, person.id, role, actor_ref=actor_ref, new=not found)
         return person, membership
 
 

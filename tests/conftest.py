@@ -1,0 +1,102 @@
+"""Shared fixtures: a gateway app on a fresh embedded store, with the demo data, over HTTP."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+from starlette.applications import Starlette
+from starlette.testclient import TestClient
+
+from gateway.app import create_app
+from gateway.demo import seed_demo
+from gateway.settings import load_settings
+from providers.native import NativeStore
+from providers.records import Role
+
+JWT_SECRET = "test-secret-" + "x" * 40
+
+
+@dataclass
+class Api:
+    """GraphQL over HTTP against the app, as a given member (or nobody)."""
+
+    client: TestClient
+    tokens: dict[tuple[str, Role], str]
+
+    @property
+    def store(self) -> NativeStore:
+        store: NativeStore = self.client.app.state.store  # type: ignore[attr-defined]
+        return store
+
+    def run(self, fn: Any, *args: Any, **kwargs: Any) -> Any:
+        """Run a coroutine function on the app's event loop (for store set-up in tests)."""
+        portal = self.client.portal
+        assert portal is not None
+        return portal.call(lambda: fn(*args, **kwargs))
+
+    def token(self, org: str = "acme", role: Role = Role.ORG_OWNER) -> str:
+        if (org, role) not in self.tokens:
+            self.tokens[(org, role)] = self.run(self._issue, org, role)
+        return self.tokens[(org, role)]
+
+    async def _issue(self, slug: str, role: Role) -> str:
+        org = await self.store.organizations.get_by_slug(slug)
+        assert org is not None
+        member = next(m for m in await self.store.people.members(org.id) if m.role is role)
+        auth = self.client.app.state.auth  # type: ignore[attr-defined]
+        token: str = auth.issue(person_id=member.person_id, org_id=org.id, role=role)
+        return token
+
+    def post(
+        self,
+        query: str,
+        variables: dict[str, Any] | None = None,
+        *,
+        org: str = "acme",
+        role: Role | None = Role.ORG_OWNER,
+        token: str | None = None,
+    ) -> dict[str, Any]:
+        headers = {}
+        if token is None and role is not None:
+            token = self.token(org, role)
+        if token is not None:
+            headers["Authorization"] = f"Bearer {token}"
+        response = self.client.post(
+            "/graphql", json={"query": query, "variables": variables or {}}, headers=headers
+        )
+        assert response.status_code == 200, response.text
+        body: dict[str, Any] = response.json()
+        return body
+
+    def data(self, query: str, variables: dict[str, Any] | None = None, **kw: Any) -> Any:
+        """The `data` of a request that must succeed without errors."""
+        body = self.post(query, variables, **kw)
+        assert "errors" not in body, body["errors"]
+        return body["data"]
+
+    def error(self, query: str, variables: dict[str, Any] | None = None, **kw: Any) -> Any:
+        """The single error of a request that must fail."""
+        body = self.post(query, variables, **kw)
+        assert len(body.get("errors", [])) == 1, body
+        error = body["errors"][0]
+        assert error["extensions"]["code"], error
+        assert "Traceback" not in error["message"]
+        return error
+
+
+@pytest.fixture
+def app(tmp_path: Path) -> Starlette:
+    settings = load_settings(env="test", data_dir=tmp_path, jwt_secret=JWT_SECRET)
+    return create_app(settings)
+
+
+@pytest.fixture
+def api(app: Starlette) -> Iterator[Api]:
+    with TestClient(app) as client:
+        api = Api(client, {})
+        api.run(seed_demo, api.store)
+        yield api
