@@ -106,9 +106,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     token = commands.add_parser("token", help="print a development JWT for a member")
     token.add_argument("--org", required=True, help="organization slug, e.g. acme")
     token.add_argument(
-        "--role", default=Role.ORG_OWNER.value, choices=[r.value for r in Role],
+        "--role",
+        default=Role.ORG_OWNER.value,
+        choices=[r.value for r in Role],
         help="pick a member with this role (default org_owner)",
-    )  # fmt: skip
+    )
     token.add_argument("--email", help="pick this member instead")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")

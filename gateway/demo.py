@@ -27,28 +27,52 @@ _PEOPLE: dict[str, list[tuple[str, str, Role]]] = {
 
 _THINGS: dict[str, list[tuple[str, str, ThingStatus, dict[str, object]]]] = {
     "acme": [
-        ("blog_post", "Launching our spring collection", ThingStatus.PUBLISHED,
-         {"content": "<p>Spring is here.</p>", "excerpt": "Spring is here."}),
-        ("blog_post", "Behind the scenes", ThingStatus.ACTIVE,
-         {"content": "<p>How we make things.</p>"}),
+        (
+            "blog_post",
+            "Launching our spring collection",
+            ThingStatus.PUBLISHED,
+            {"content": "<p>Spring is here.</p>", "excerpt": "Spring is here."},
+        ),
+        (
+            "blog_post",
+            "Behind the scenes",
+            ThingStatus.ACTIVE,
+            {"content": "<p>How we make things.</p>"},
+        ),
         ("blog_post", "Ideas for next year", ThingStatus.DRAFT, {}),
-        ("product", "Canvas tote", ThingStatus.PUBLISHED,
-         {"price": 24.0, "currency": "EUR", "sku": "TOTE-1"}),
-        ("product", "Enamel mug", ThingStatus.ACTIVE,
-         {"price": 12.5, "currency": "EUR", "sku": "MUG-1"}),
-        ("document", "Brand guidelines", ThingStatus.PUBLISHED,
-         {"content": "Use the logo with care.", "url": "https://acme.example/brand"}),
+        (
+            "product",
+            "Canvas tote",
+            ThingStatus.PUBLISHED,
+            {"price": 24.0, "currency": "EUR", "sku": "TOTE-1"},
+        ),
+        (
+            "product",
+            "Enamel mug",
+            ThingStatus.ACTIVE,
+            {"price": 12.5, "currency": "EUR", "sku": "MUG-1"},
+        ),
+        (
+            "document",
+            "Brand guidelines",
+            ThingStatus.PUBLISHED,
+            {"content": "Use the logo with care.", "url": "https://acme.example/brand"},
+        ),
         ("course", "Screen printing 101", ThingStatus.PUBLISHED, {"level": "beginner"}),
         ("lesson", "Preparing the screen", ThingStatus.PUBLISHED, {"minutes": 12}),
         ("lesson", "Pulling the first print", ThingStatus.ACTIVE, {"minutes": 18}),
     ],
     "globex": [
-        ("product", "Hammock", ThingStatus.PUBLISHED,
-         {"price": 89.0, "currency": "USD", "sku": "HAM-1"}),
+        (
+            "product",
+            "Hammock",
+            ThingStatus.PUBLISHED,
+            {"price": 89.0, "currency": "USD", "sku": "HAM-1"},
+        ),
         ("document", "Supplier handbook", ThingStatus.ACTIVE, {"content": "Terms and contacts."}),
         ("course", "Selling outdoors", ThingStatus.DRAFT, {}),
     ],
-}  # fmt: skip
+}
 
 _STEPS = (ThingStatus.ACTIVE, ThingStatus.PUBLISHED)
 
@@ -92,9 +116,13 @@ async def _seed_organization(store: NativeStore, slug: str) -> DemoOwner:
 
     async def connect(from_ref: str, to_ref: str, relationship: str, **metadata: object) -> None:
         await store.connections.create(
-            org.id, actor_ref=owner, from_ref=from_ref, to_ref=to_ref,
-            relationship_type=relationship, metadata=metadata,
-        )  # fmt: skip
+            org.id,
+            actor_ref=owner,
+            from_ref=from_ref,
+            to_ref=to_ref,
+            relationship_type=relationship,
+            metadata=metadata,
+        )
 
     course = things["course"][0]
     for position, lesson in enumerate(things.get("lesson", []), start=1):
@@ -106,8 +134,11 @@ async def _seed_organization(store: NativeStore, slug: str) -> DemoOwner:
     await connect(people[Role.CUSTOMER], course, "enrolled_in")
     await connect(things["document"][0], course, "references")
     await store.knowledge.create(
-        org.id, actor_ref=owner, kind="chunk", source_ref=things["document"][0],
+        org.id,
+        actor_ref=owner,
+        kind="chunk",
+        source_ref=things["document"][0],
         text=str(_THINGS[slug][[t[0] for t in _THINGS[slug]].index("document")][3]["content"]),
         labels=["guide"],
-    )  # fmt: skip
+    )
     return DemoOwner(org=org, person_id=owner.rsplit(".", 1)[-1])

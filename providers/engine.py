@@ -51,8 +51,17 @@ TABLES: dict[str, Table] = {
     for t in (
         Table(
             "organizations",
-            {"id": "text", "name": "text", "slug": "text", "parent_id": "text", "plan": "text",
-             "limits": "json", "usage": "json", "status": "text", "created_at": "datetime"},
+            {
+                "id": "text",
+                "name": "text",
+                "slug": "text",
+                "parent_id": "text",
+                "plan": "text",
+                "limits": "json",
+                "usage": "json",
+                "status": "text",
+                "created_at": "datetime",
+            },
             indexes=(("parent_id",),),
             unique=("slug",),
         ),
@@ -63,33 +72,68 @@ TABLES: dict[str, Table] = {
         ),
         Table(
             "things",
-            {"id": "text", "org_id": "text", "type": "text", "name": "text", "status": "text",
-             "properties": "json", "provider": "text", "external_id": "text",
-             "created_at": "datetime", "updated_at": "datetime"},
+            {
+                "id": "text",
+                "org_id": "text",
+                "type": "text",
+                "name": "text",
+                "status": "text",
+                "properties": "json",
+                "provider": "text",
+                "external_id": "text",
+                "created_at": "datetime",
+                "updated_at": "datetime",
+            },
             indexes=(("org_id", "created_at", "id"), ("org_id", "type", "created_at", "id")),
         ),
         Table(
             "connections",
-            {"id": "text", "org_id": "text", "from_ref": "text", "to_ref": "text",
-             "relationship_type": "text", "metadata": "json", "valid_from": "datetime",
-             "valid_to": "datetime", "created_at": "datetime"},
+            {
+                "id": "text",
+                "org_id": "text",
+                "from_ref": "text",
+                "to_ref": "text",
+                "relationship_type": "text",
+                "metadata": "json",
+                "valid_from": "datetime",
+                "valid_to": "datetime",
+                "created_at": "datetime",
+            },
             indexes=(("org_id", "from_ref"), ("org_id", "to_ref")),
         ),
         Table(
             "events",
-            {"id": "text", "org_id": "text", "type": "text", "actor_ref": "text",
-             "target_ref": "text", "timestamp": "datetime", "metadata": "json"},
-            indexes=(("org_id", "timestamp", "id"), ("org_id", "target_ref", "timestamp"),
-                     ("org_id", "actor_ref", "timestamp")),
+            {
+                "id": "text",
+                "org_id": "text",
+                "type": "text",
+                "actor_ref": "text",
+                "target_ref": "text",
+                "timestamp": "datetime",
+                "metadata": "json",
+            },
+            indexes=(
+                ("org_id", "timestamp", "id"),
+                ("org_id", "target_ref", "timestamp"),
+                ("org_id", "actor_ref", "timestamp"),
+            ),
         ),
         Table(
             "knowledge",
-            {"id": "text", "org_id": "text", "kind": "text", "text": "text", "labels": "json",
-             "embedding": "json", "source_ref": "text", "created_at": "datetime"},
+            {
+                "id": "text",
+                "org_id": "text",
+                "kind": "text",
+                "text": "text",
+                "labels": "json",
+                "embedding": "json",
+                "source_ref": "text",
+                "created_at": "datetime",
+            },
             indexes=(("org_id", "source_ref"), ("org_id", "created_at", "id")),
         ),
     )
-}  # fmt: skip
+}
 
 
 @dataclass(frozen=True, slots=True)

@@ -42,38 +42,101 @@ STATUS_TRANSITIONS: dict[ThingStatus, frozenset[ThingStatus]] = {
 THING_TYPES: frozenset[str] = frozenset(
     {
         # core and agents
-        "creator", "ai_clone", "audience_member", "agent", "external_agent",
+        "creator",
+        "ai_clone",
+        "audience_member",
+        "agent",
+        "external_agent",
         # content
-        "blog_post", "page", "video", "podcast", "social_post", "email", "newsletter",
-        "document", "course", "lesson", "template", "website", "landing_page", "livestream",
+        "blog_post",
+        "page",
+        "video",
+        "podcast",
+        "social_post",
+        "email",
+        "newsletter",
+        "document",
+        "course",
+        "lesson",
+        "template",
+        "website",
+        "landing_page",
+        "livestream",
         "media_asset",
         # commerce
-        "product", "order", "subscription", "invoice", "payment", "token", "contract",
+        "product",
+        "order",
+        "subscription",
+        "invoice",
+        "payment",
+        "token",
+        "contract",
         # work and knowledge
-        "project", "task", "campaign", "report", "dataset",
+        "project",
+        "task",
+        "campaign",
+        "report",
+        "dataset",
         # platform
-        "external_connection", "notification", "integration",
+        "external_connection",
+        "notification",
+        "integration",
     }
-)  # fmt: skip
+)
 
 RELATIONSHIP_TYPES: frozenset[str] = frozenset(
     {
-        "owns", "created_by", "authored", "member_of", "part_of", "references", "clone_of",
-        "trained_on", "powers", "generated_by", "published_to", "holds_tokens", "purchased",
-        "enrolled_in", "completed", "following", "moderates", "participated_in", "manages",
-        "reports_to", "collaborates_with", "transacted", "notified", "referred",
-        "communicated", "delegated", "approved", "fulfilled", "configured_by", "related_to",
+        "owns",
+        "created_by",
+        "authored",
+        "member_of",
+        "part_of",
+        "references",
+        "clone_of",
+        "trained_on",
+        "powers",
+        "generated_by",
+        "published_to",
+        "holds_tokens",
+        "purchased",
+        "enrolled_in",
+        "completed",
+        "following",
+        "moderates",
+        "participated_in",
+        "manages",
+        "reports_to",
+        "collaborates_with",
+        "transacted",
+        "notified",
+        "referred",
+        "communicated",
+        "delegated",
+        "approved",
+        "fulfilled",
+        "configured_by",
+        "related_to",
     }
-)  # fmt: skip
+)
 
 EVENT_TYPES: frozenset[str] = frozenset(
     {
-        "organization_created", "organization_updated", "user_joined_org", "user_left_org",
-        "entity_created", "entity_updated", "entity_archived", "entity_deleted",
-        "connection_created", "connection_updated", "connection_deleted",
-        "knowledge_created", "settings_updated", "communication_event",
+        "organization_created",
+        "organization_updated",
+        "user_joined_org",
+        "user_left_org",
+        "entity_created",
+        "entity_updated",
+        "entity_archived",
+        "entity_deleted",
+        "connection_created",
+        "connection_updated",
+        "connection_deleted",
+        "knowledge_created",
+        "settings_updated",
+        "communication_event",
     }
-)  # fmt: skip
+)
 
 
 class Kind(enum.StrEnum):

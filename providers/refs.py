@@ -38,7 +38,9 @@ class Ref:
         if len(parts) != 3:
             raise InvalidInputError(
                 f"'{field}' is not a valid id: expected <kind>.<provider>.<id>, "
-                f"e.g. thing.native.4f0c9a2e", field=field)  # fmt: skip
+                f"e.g. thing.native.4f0c9a2e",
+                field=field,
+            )
         kind_name, provider, local_id = parts
         try:
             kind = Kind(kind_name)
@@ -55,7 +57,9 @@ class Ref:
         if expect is not None and kind is not expect:
             raise InvalidInputError(
                 f"'{field}' must be the id of a {expect.name.lower()}, not of a "
-                f"{kind.name.lower()}", field=field)  # fmt: skip
+                f"{kind.name.lower()}",
+                field=field,
+            )
         return cls(kind, provider, local_id)
 
 

@@ -70,8 +70,9 @@ class Thing(Node):
 
     @strawberry.field
     async def knowledge(self, info: Info) -> list[Knowledge]:
-        return [Knowledge.from_record(k) for k in await info.context.loaders.knowledge().load(
-            self.ref)]  # fmt: skip
+        return [
+            Knowledge.from_record(k) for k in await info.context.loaders.knowledge().load(self.ref)
+        ]
 
     @property
     def ref(self) -> str:

@@ -21,8 +21,12 @@ def test_introspection_works_without_a_token_for_graphiql(api: Api) -> None:
 
 
 def test_queries_without_a_token_are_unauthenticated(api: Api) -> None:
-    for query in ("{ me { role } }", "{ things { totalCount } }", '{ node(id: "x.y.z") { id } }',
-                  'mutation { createThing(input: {type: "task", name: "x"}) { id } }'):  # fmt: skip
+    for query in (
+        "{ me { role } }",
+        "{ things { totalCount } }",
+        '{ node(id: "x.y.z") { id } }',
+        'mutation { createThing(input: {type: "task", name: "x"}) { id } }',
+    ):
         error = api.error(query, role=None)
         assert error["extensions"]["code"] == "UNAUTHENTICATED"
         assert "Bearer" in error["message"]
@@ -38,19 +42,25 @@ def _claims(api: Api, **changes: object) -> dict[str, object]:
     ("make", "fragment"),
     [
         (lambda api: jwt.encode(_claims(api, exp=int(time.time()) - 5), JWT_SECRET), "expired"),
-        (lambda api: jwt.encode(_claims(api), "another-secret-of-enough-length-0123456789"),
-         "not valid"),
+        (
+            lambda api: jwt.encode(_claims(api), "another-secret-of-enough-length-0123456789"),
+            "not valid",
+        ),
         (lambda api: jwt.encode(_claims(api, aud="someone-else"), JWT_SECRET), "not valid"),
         (lambda api: jwt.encode(_claims(api, iss="someone-else"), JWT_SECRET), "not valid"),
-        (lambda api: jwt.encode({k: v for k, v in _claims(api).items() if k != "exp"},
-                                JWT_SECRET), "not valid"),
+        (
+            lambda api: jwt.encode(
+                {k: v for k, v in _claims(api).items() if k != "exp"}, JWT_SECRET
+            ),
+            "not valid",
+        ),
         (lambda api: jwt.encode(_claims(api, alg="none"), "", algorithm="none"), "not valid"),
         (lambda api: api.token()[:-4] + "AAAA", "not valid"),
         (lambda api: "garbage", "not valid"),
         (lambda api: jwt.encode(_claims(api, sub="0" * 32), JWT_SECRET), "not a member"),
         (lambda api: jwt.encode(_claims(api, org="0" * 32), JWT_SECRET), "not a member"),
     ],
-)  # fmt: skip
+)
 def test_bad_tokens_are_unauthenticated(api: Api, make: object, fragment: str) -> None:
     token = make(api)  # type: ignore[operator]
     error = api.error("{ me { role } }", role=None, token=token)
@@ -60,11 +70,13 @@ def test_bad_tokens_are_unauthenticated(api: Api, make: object, fragment: str) -
 def test_a_token_for_another_org_does_not_lend_its_role(api: Api) -> None:
     # Uma is org_user in acme; a token claiming she owns globex gets her nothing there.
     uma = _claims(api)
-    globex = jwt.decode(api.token("globex"), JWT_SECRET, algorithms=["HS256"],
-                        audience="one-gateway")  # fmt: skip
+    globex = jwt.decode(
+        api.token("globex"), JWT_SECRET, algorithms=["HS256"], audience="one-gateway"
+    )
     forged = jwt.encode({**uma, "org": globex["org"]}, JWT_SECRET)
     assert api.error("{ me { role } }", role=None, token=forged)["extensions"]["code"] == (
-        "UNAUTHENTICATED")  # fmt: skip
+        "UNAUTHENTICATED"
+    )
 
 
 def test_role_comes_from_current_membership_not_the_token(api: Api) -> None:
@@ -74,21 +86,30 @@ def test_role_comes_from_current_membership_not_the_token(api: Api) -> None:
 
 
 def test_authorization_header_must_be_bearer(api: Api) -> None:
-    response = api.client.post("/graphql", json={"query": "{ me { role } }"},
-                               headers={"Authorization": f"Basic {api.token()}"})  # fmt: skip
+    response = api.client.post(
+        "/graphql",
+        json={"query": "{ me { role } }"},
+        headers={"Authorization": f"Basic {api.token()}"},
+    )
     assert response.json()["errors"][0]["extensions"]["code"] == "UNAUTHENTICATED"
 
 
 @pytest.mark.parametrize(
     ("kwargs", "status", "code"),
     [
-        ({"content": b"not json", "headers": {"content-type": "application/json"}}, 400,
-         "BAD_REQUEST"),
+        (
+            {"content": b"not json", "headers": {"content-type": "application/json"}},
+            400,
+            "BAD_REQUEST",
+        ),
         ({"json": {"variables": {}}}, 400, "BAD_REQUEST"),
-        ({"content": b"x" * (1024 * 1024 + 1), "headers": {"content-type": "application/json"}},
-         413, "PAYLOAD_TOO_LARGE"),
+        (
+            {"content": b"x" * (1024 * 1024 + 1), "headers": {"content-type": "application/json"}},
+            413,
+            "PAYLOAD_TOO_LARGE",
+        ),
     ],
-)  # fmt: skip
+)
 def test_unreadable_requests_get_graphql_errors(
     api: Api, kwargs: dict[str, object], status: int, code: str
 ) -> None:
@@ -115,8 +136,11 @@ def test_unexpected_errors_are_masked_and_logged(
 
     monkeypatch.setattr(api.store.things, "page", broken)
     error = api.error("{ things { totalCount } }")
-    assert error == {**error, "message": "Internal server error",
-                     "extensions": {"code": "INTERNAL_SERVER_ERROR"}}  # fmt: skip
+    assert error == {
+        **error,
+        "message": "Internal server error",
+        "extensions": {"code": "INTERNAL_SERVER_ERROR"},
+    }
     assert "hunter2" not in str(error)
     assert any("hunter2" in str(r.exc_info) for r in caplog.records if r.exc_info)
 

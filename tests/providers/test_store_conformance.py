@@ -203,8 +203,11 @@ async def test_lifecycle_runs_forward_and_archived_is_final(store: NativeStore) 
     ref = native_ref(Kind.THING, thing.id)
     events = await store.events.page(org.id, EventQuery(target_ref=ref))
     assert [e.type for e in events.items] == [
-        "entity_archived", "entity_updated", "entity_updated", "entity_created"
-    ]  # fmt: skip
+        "entity_archived",
+        "entity_updated",
+        "entity_updated",
+        "entity_created",
+    ]
     assert events.items[0].metadata == {"fields": ["status"], "from": "published", "to": "archived"}
 
 
@@ -240,10 +243,14 @@ async def test_connections_are_temporal_and_scoped(store: NativeStore) -> None:
     foreign = await store.things.create(other.id, actor_ref=other_owner, type="course", name="F")
     post_ref, course_ref = native_ref(Kind.THING, post.id), native_ref(Kind.THING, course.id)
     edge = await store.connections.create(
-        org.id, actor_ref=owner, from_ref=post_ref, to_ref=course_ref,
-        relationship_type="part_of", metadata={"order": 1},
+        org.id,
+        actor_ref=owner,
+        from_ref=post_ref,
+        to_ref=course_ref,
+        relationship_type="part_of",
+        metadata={"order": 1},
         valid_from=utcnow() - timedelta(hours=1),
-    )  # fmt: skip
+    )
     found = await store.connections.of(org.id, [post_ref, course_ref], relationship_type="part_of")
     assert found[post_ref] == [edge] and found[course_ref] == [edge]
     outgoing = await store.connections.of(org.id, [course_ref], direction="out")
@@ -251,19 +258,26 @@ async def test_connections_are_temporal_and_scoped(store: NativeStore) -> None:
     assert (await store.connections.of(other.id, [post_ref]))[post_ref] == []
     with pytest.raises(NotFoundError, match="toId"):
         await store.connections.create(
-            org.id, actor_ref=owner, from_ref=post_ref,
-            to_ref=native_ref(Kind.THING, foreign.id), relationship_type="references",
-        )  # fmt: skip
+            org.id,
+            actor_ref=owner,
+            from_ref=post_ref,
+            to_ref=native_ref(Kind.THING, foreign.id),
+            relationship_type="references",
+        )
     with pytest.raises(InvalidInputError, match="relationship type"):
         await store.connections.create(
             org.id, actor_ref=owner, from_ref=post_ref, to_ref=course_ref, relationship_type="x"
         )
     with pytest.raises(InvalidInputError, match="validTo"):
         await store.connections.create(
-            org.id, actor_ref=owner, from_ref=post_ref, to_ref=course_ref,
-            relationship_type="references", valid_from=utcnow(),
+            org.id,
+            actor_ref=owner,
+            from_ref=post_ref,
+            to_ref=course_ref,
+            relationship_type="references",
+            valid_from=utcnow(),
             valid_to=utcnow() - timedelta(days=1),
-        )  # fmt: skip
+        )
     ended = await store.connections.end(org.id, edge.id, actor_ref=owner)
     assert ended.valid_to is not None
     assert (await store.connections.of(org.id, [post_ref], direction="out"))[post_ref] == []
@@ -285,9 +299,14 @@ async def test_future_connections_are_not_yet_in_force(store: NativeStore) -> No
     a_ref = native_ref(Kind.THING, a.id)
     start = utcnow() + timedelta(days=1)
     await store.connections.create(
-        org.id, actor_ref=owner, from_ref=native_ref(Kind.THING, b.id), to_ref=a_ref,
-        relationship_type="part_of", valid_from=start, valid_to=start + timedelta(days=1),
-    )  # fmt: skip
+        org.id,
+        actor_ref=owner,
+        from_ref=native_ref(Kind.THING, b.id),
+        to_ref=a_ref,
+        relationship_type="part_of",
+        valid_from=start,
+        valid_to=start + timedelta(days=1),
+    )
 
     def part_of(at: Any = None) -> Any:
         return store.connections.of(org.id, [a_ref], relationship_type="part_of", at=at)
@@ -323,9 +342,13 @@ async def test_knowledge_is_linked_and_searchable(store: NativeStore) -> None:
     course = await store.things.create(org.id, actor_ref=owner, type="course", name="Python")
     ref = native_ref(Kind.THING, course.id)
     chunk = await store.knowledge.create(
-        org.id, actor_ref=owner, kind="chunk", text="Async IO in Python", source_ref=ref,
+        org.id,
+        actor_ref=owner,
+        kind="chunk",
+        text="Async IO in Python",
+        source_ref=ref,
         labels=["python"],
-    )  # fmt: skip
+    )
     assert (await store.knowledge.of_sources(org.id, [ref]))[ref] == [chunk]
     assert await store.knowledge.search(org.id, "async io", first=10) == [chunk]
     assert await store.knowledge.search(other.id, "async io", first=10) == []
@@ -339,9 +362,12 @@ async def test_knowledge_is_linked_and_searchable(store: NativeStore) -> None:
 
 async def test_concurrent_writes_all_land_with_their_events(store: NativeStore) -> None:
     org, owner = await make_org(store)
-    await asyncio.gather(*(
-        store.things.create(org.id, actor_ref=owner, type="task", name=f"T{i}") for i in range(25)
-    ))  # fmt: skip
+    await asyncio.gather(
+        *(
+            store.things.create(org.id, actor_ref=owner, type="task", name=f"T{i}")
+            for i in range(25)
+        )
+    )
     assert (await store.things.page(org.id, ThingQuery())).total_count == 25
     created = await store.events.page(org.id, EventQuery(type="entity_created"))
     assert created.total_count == 25

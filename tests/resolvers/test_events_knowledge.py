@@ -22,25 +22,35 @@ def test_events_page_newest_first_with_filters(api: Api) -> None:
     created = api.data(query, {"type": "entity_created"})["events"]
     assert created["totalCount"] == 9
     uma = api.data("""{ organization { members { role person { id } } } }""")["organization"][
-        "members"]  # fmt: skip
+        "members"
+    ]
     uma_id = next(m["person"]["id"] for m in uma if m["role"] == "ORG_USER")
     by_uma = api.data(query, {"actor": uma_id})["events"]
     assert by_uma["totalCount"] > 0
     bad = api.error('{ events(type: "nope") { totalCount } }')
     assert bad["extensions"]["code"] == "BAD_USER_INPUT"
     assert api.error('{ events(targetId: "x") { totalCount } }')["extensions"]["code"] == (
-        "BAD_USER_INPUT")  # fmt: skip
+        "BAD_USER_INPUT"
+    )
 
 
 def test_knowledge_search_and_create(api: Api) -> None:
     found = api.data("""{ knowledgeSearch(query: "LOGO") { kind text labels
       source { ... on Document { name } } } }""")["knowledgeSearch"]
-    assert found == [{"kind": "chunk", "text": "Use the logo with care.", "labels": ["guide"],
-                      "source": {"name": "Brand guidelines"}}]  # fmt: skip
-    assert api.data('{ knowledgeSearch(query: "logo") { id } }', org="globex")[
-        "knowledgeSearch"] == []  # fmt: skip
-    course = api.data('{ things(type: "course") { edges { node { id } } } }')["things"]["edges"][
-        0]["node"]["id"]  # fmt: skip
+    assert found == [
+        {
+            "kind": "chunk",
+            "text": "Use the logo with care.",
+            "labels": ["guide"],
+            "source": {"name": "Brand guidelines"},
+        }
+    ]
+    assert (
+        api.data('{ knowledgeSearch(query: "logo") { id } }', org="globex")["knowledgeSearch"] == []
+    )
+    course = api.data('{ things(type: "course") { edges { node { id } } } }')["things"]["edges"][0][
+        "node"
+    ]["id"]
     made = api.data(
         """mutation($s: ID) { createKnowledge(input: {kind: "label",
       text: "printing", sourceId: $s}) { id kind source { id } } }""",
@@ -48,4 +58,5 @@ def test_knowledge_search_and_create(api: Api) -> None:
     )
     assert made["createKnowledge"]["source"]["id"] == course
     assert api.error('{ knowledgeSearch(query: "  ") { id } }')["extensions"]["code"] == (
-        "BAD_USER_INPUT")  # fmt: skip
+        "BAD_USER_INPUT"
+    )

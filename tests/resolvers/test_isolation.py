@@ -13,9 +13,12 @@ from tests.conftest import Api
 @pytest.fixture
 def globex(api: Api) -> dict[str, Any]:
     """Ids of every kind from globex, as acme's actors might guess or steal them."""
-    data = api.data("""{ organization { id members { person { id } } }
+    data = api.data(
+        """{ organization { id members { person { id } } }
       things(first: 100) { edges { node { id connections { id } events(first: 1) { id }
-      knowledge { id } } } } }""", org="globex")  # fmt: skip
+      knowledge { id } } } } }""",
+        org="globex",
+    )
     nodes = [e["node"] for e in data["things"]["edges"]]
     knowledge = api.data(
         """mutation($s: ID) { createKnowledge(input: {kind: "chunk",
@@ -48,7 +51,8 @@ def test_node_and_thing_by_foreign_id_are_null(
 
 
 def test_lists_and_searches_hold_only_own_rows(api: Api, globex: dict[str, Any]) -> None:
-    data = api.data("""query($t: ID!, $p: ID!) {
+    data = api.data(
+        """query($t: ID!, $p: ID!) {
       things(first: 100) { edges { node { organization { slug } } } }
       events(first: 100) { edges { node { id } } }
       byTarget: events(targetId: $t) { totalCount }
@@ -56,7 +60,8 @@ def test_lists_and_searches_hold_only_own_rows(api: Api, globex: dict[str, Any])
       connections(thingId: $t) { id }
       personConnections: connections(thingId: $p) { id }
       knowledgeSearch(query: "globex secret") { id } }""",
-                    {"t": globex["thing"], "p": globex["person"]})  # fmt: skip
+        {"t": globex["thing"], "p": globex["person"]},
+    )
     assert {e["node"]["organization"]["slug"] for e in data["things"]["edges"]} == {"acme"}
     assert globex["event"] not in {e["node"]["id"] for e in data["events"]["edges"]}
     assert data["byTarget"]["totalCount"] == 0 and data["byActor"]["totalCount"] == 0
@@ -71,33 +76,60 @@ def test_organizations_of_others_are_hidden(api: Api, globex: dict[str, Any]) ->
 
 
 def test_mutations_on_foreign_ids_change_nothing(api: Api, globex: dict[str, Any]) -> None:
-    own = api.data("{ things(first: 1) { edges { node { id } } } }")["things"]["edges"][0][
-        "node"]["id"]  # fmt: skip
+    own = api.data("{ things(first: 1) { edges { node { id } } } }")["things"]["edges"][0]["node"][
+        "id"
+    ]
     attempts = [
-        ('mutation($id: ID!) { updateThing(id: $id, input: {name: "pwned"}) { id } }',
-         {"id": globex["thing"]}, "NOT_FOUND"),
-        ("mutation($id: ID!) { archiveThing(id: $id) { id } }", {"id": globex["thing"]},
-         "NOT_FOUND"),
-        ("mutation($id: ID!) { changeThingStatus(id: $id, status: ARCHIVED) { id } }",
-         {"id": globex["thing"]}, "NOT_FOUND"),
-        ("mutation($id: ID!) { deleteConnection(id: $id) { id } }", {"id": globex["connection"]},
-         "NOT_FOUND"),
-        ("""mutation($a: ID!, $b: ID!) { createConnection(input: {fromId: $a, toId: $b,
-          relationshipType: "references"}) { id } }""", {"a": own, "b": globex["thing"]},
-         "NOT_FOUND"),
-        ("""mutation($a: ID!, $b: ID!) { createConnection(input: {fromId: $a, toId: $b,
-          relationshipType: "following"}) { id } }""", {"a": own, "b": globex["person"]},
-         "NOT_FOUND"),
-        ("""mutation($s: ID!) { createKnowledge(input: {kind: "label", text: "x",
-          sourceId: $s}) { id } }""", {"s": globex["thing"]}, "NOT_FOUND"),
-        ("""mutation($o: ID!) { addMember(input: {email: "spy@acme.example", name: "Spy",
-          role: ORG_OWNER, organizationId: $o}) { person { id } } }""", {"o": globex["org"]},
-         "NOT_FOUND"),
-    ]  # fmt: skip
+        (
+            'mutation($id: ID!) { updateThing(id: $id, input: {name: "pwned"}) { id } }',
+            {"id": globex["thing"]},
+            "NOT_FOUND",
+        ),
+        (
+            "mutation($id: ID!) { archiveThing(id: $id) { id } }",
+            {"id": globex["thing"]},
+            "NOT_FOUND",
+        ),
+        (
+            "mutation($id: ID!) { changeThingStatus(id: $id, status: ARCHIVED) { id } }",
+            {"id": globex["thing"]},
+            "NOT_FOUND",
+        ),
+        (
+            "mutation($id: ID!) { deleteConnection(id: $id) { id } }",
+            {"id": globex["connection"]},
+            "NOT_FOUND",
+        ),
+        (
+            """mutation($a: ID!, $b: ID!) { createConnection(input: {fromId: $a, toId: $b,
+          relationshipType: "references"}) { id } }""",
+            {"a": own, "b": globex["thing"]},
+            "NOT_FOUND",
+        ),
+        (
+            """mutation($a: ID!, $b: ID!) { createConnection(input: {fromId: $a, toId: $b,
+          relationshipType: "following"}) { id } }""",
+            {"a": own, "b": globex["person"]},
+            "NOT_FOUND",
+        ),
+        (
+            """mutation($s: ID!) { createKnowledge(input: {kind: "label", text: "x",
+          sourceId: $s}) { id } }""",
+            {"s": globex["thing"]},
+            "NOT_FOUND",
+        ),
+        (
+            """mutation($o: ID!) { addMember(input: {email: "spy@acme.example", name: "Spy",
+          role: ORG_OWNER, organizationId: $o}) { person { id } } }""",
+            {"o": globex["org"]},
+            "NOT_FOUND",
+        ),
+    ]
     for query, variables, code in attempts:
         assert api.error(query, variables)["extensions"]["code"] == code, query
-    thing = api.data("query($id: ID!) { thing(id: $id) { name status } }",
-                     {"id": globex["thing"]}, org="globex")["thing"]  # fmt: skip
+    thing = api.data(
+        "query($id: ID!) { thing(id: $id) { name status } }", {"id": globex["thing"]}, org="globex"
+    )["thing"]
     assert thing["name"] != "pwned" and thing["status"] != "ARCHIVED"
     members = api.data("{ organization { usage { members } } }", org="globex")
     assert members["organization"]["usage"]["members"] == 3

@@ -12,8 +12,10 @@ CREATE_ORG = """mutation($input: CreateOrganizationInput!) { createOrganization(
 
 
 def test_me_names_the_actor(api: Api) -> None:
-    me = api.data("{ me { role person { email membership { role } } organization { slug } } }",
-                  role=Role.ORG_USER)["me"]  # fmt: skip
+    me = api.data(
+        "{ me { role person { email membership { role } } organization { slug } } }",
+        role=Role.ORG_USER,
+    )["me"]
     assert me == {
         "role": "ORG_USER",
         "person": {"email": "uma@acme.example", "membership": {"role": "ORG_USER"}},
@@ -27,13 +29,18 @@ def test_organization_members_usage_and_plan(api: Api) -> None:
     assert org["slug"] == "acme" and org["plan"] == "growth" and org["limits"]["members"] == 100
     assert org["usage"] == {"things": 9, "members": 4}
     assert {m["role"] for m in org["members"]} == {
-        "ORG_OWNER", "PLATFORM_OWNER", "ORG_USER", "CUSTOMER"}  # fmt: skip
+        "ORG_OWNER",
+        "PLATFORM_OWNER",
+        "ORG_USER",
+        "CUSTOMER",
+    }
     assert org["parent"] is None and org["children"] == []
 
 
 def test_add_member_creates_person_and_writes_event(api: Api) -> None:
-    added = api.data(ADD_MEMBER, {"input": {"email": "New@Acme.example", "name": "Nina",
-                                            "role": "ORG_USER"}})["addMember"]  # fmt: skip
+    added = api.data(
+        ADD_MEMBER, {"input": {"email": "New@Acme.example", "name": "Nina", "role": "ORG_USER"}}
+    )["addMember"]
     assert added["person"]["email"] == "new@acme.example"
     assert added["membership"] == {"role": "ORG_USER", "organization": {"slug": "acme"}}
     events = api.data("""{ events(type: "user_joined_org", first: 1) { edges { node {
@@ -59,13 +66,15 @@ def test_add_member_bad_input_and_permissions(api: Api) -> None:
     ]
     for input, role, code in cases:
         assert api.error(ADD_MEMBER, {"input": input}, role=role)["extensions"]["code"] == code
-    assert api.data("{ organization { usage { members } } }")["organization"]["usage"][
-        "members"] == 4  # fmt: skip
+    assert (
+        api.data("{ organization { usage { members } } }")["organization"]["usage"]["members"] == 4
+    )
 
 
 def test_org_owner_creates_a_child_and_owns_it(api: Api) -> None:
     child = api.data(CREATE_ORG, {"input": {"name": "Acme Labs", "slug": "acme-labs"}})[
-        "createOrganization"]  # fmt: skip
+        "createOrganization"
+    ]
     assert child["parent"] == {"slug": "acme"} and child["plan"] == "starter"
     assert child["members"] == [{"role": "ORG_OWNER", "person": {"email": "olivia@acme.example"}}]
     orgs = api.data("{ organizations { slug } organization { children { slug } } }")
@@ -74,8 +83,9 @@ def test_org_owner_creates_a_child_and_owns_it(api: Api) -> None:
     # A parent's member sees the child listed, but not its members or usage.
     error = api.error(
         "query($id: ID!) { organization(id: $id) { slug usage { things } } }",
-        {"id": child["id"]}, role=Role.ORG_USER,
-    )  # fmt: skip
+        {"id": child["id"]},
+        role=Role.ORG_USER,
+    )
     assert error["extensions"]["code"] == "FORBIDDEN"
     event = api.data("""{ events(type: "organization_created") { totalCount } }""")
     assert event["events"]["totalCount"] == 1  # in acme's log: its own creation
@@ -86,13 +96,16 @@ def test_create_organization_rules(api: Api) -> None:
     assert api.error(CREATE_ORG, {"input": top})["extensions"]["code"] == "FORBIDDEN"
     made = api.data(CREATE_ORG, {"input": top}, role=Role.PLATFORM_OWNER)["createOrganization"]
     assert made["parent"] is None
-    assert len(api.data("{ organizations { slug } }", role=Role.PLATFORM_OWNER)[
-        "organizations"]) == 3  # fmt: skip
+    assert (
+        len(api.data("{ organizations { slug } }", role=Role.PLATFORM_OWNER)["organizations"]) == 3
+    )
     duplicate = {"name": "Again", "slug": "acme"}
     assert api.error(CREATE_ORG, {"input": duplicate})["extensions"]["code"] == "CONFLICT"
-    bad = [({"name": "Bad", "slug": "Bad Slug"}, "BAD_USER_INPUT"),
-           ({"name": "Bad", "slug": "bad", "plan": "gold"}, "BAD_USER_INPUT"),
-           ({"name": " ", "slug": "blank"}, "BAD_USER_INPUT")]  # fmt: skip
+    bad = [
+        ({"name": "Bad", "slug": "Bad Slug"}, "BAD_USER_INPUT"),
+        ({"name": "Bad", "slug": "bad", "plan": "gold"}, "BAD_USER_INPUT"),
+        ({"name": " ", "slug": "blank"}, "BAD_USER_INPUT"),
+    ]
     for input, code in bad:
         assert api.error(CREATE_ORG, {"input": input})["extensions"]["code"] == code
     globex = api.data("{ organization { id } }", org="globex")["organization"]["id"]

@@ -47,9 +47,14 @@ def test_create_thing_returns_concrete_type_owner_and_writes_event(api: Api) -> 
 
 @pytest.mark.parametrize(
     ("type", "typename"),
-    [("blog_post", "BlogPost"), ("product", "Product"), ("document", "Document"),
-     ("course", "GenericThing"), ("lesson", "GenericThing")],
-)  # fmt: skip
+    [
+        ("blog_post", "BlogPost"),
+        ("product", "Product"),
+        ("document", "Document"),
+        ("course", "GenericThing"),
+        ("lesson", "GenericThing"),
+    ],
+)
 def test_each_thing_type_resolves_to_its_graphql_type(api: Api, type: str, typename: str) -> None:
     thing = create(api, type=type, properties={"price": 3, "currency": "EUR", "url": "u"})
     node = api.data(
@@ -90,8 +95,9 @@ def test_update_thing_merges_properties_and_writes_event(api: Api) -> None:
     thing = create(api, type="product", properties={"price": 5, "sku": "A"})
     update = """mutation($id: ID!, $input: UpdateThingInput!) { updateThing(id: $id, input:
       $input) { name properties updatedAt } }"""
-    updated = api.data(update, {"id": thing["id"], "input": {"name": "Renamed",
-                                                              "properties": {"price": 7}}})  # fmt: skip
+    updated = api.data(
+        update, {"id": thing["id"], "input": {"name": "Renamed", "properties": {"price": 7}}}
+    )
     assert updated["updateThing"]["name"] == "Renamed"
     assert updated["updateThing"]["properties"] == {"price": 7, "sku": "A"}
     assert updated["updateThing"]["updatedAt"] >= thing["updatedAt"]
@@ -109,8 +115,10 @@ def test_lifecycle_forward_then_archived_is_final(api: Api) -> None:
     assert error["extensions"]["code"] == "BAD_USER_INPUT"
     assert "draft thing cannot become published" in error["message"]
     for status in ("ACTIVE", "PUBLISHED"):
-        assert api.data(STATUS, {"id": thing["id"], "status": status})["changeThingStatus"][
-            "status"] == status  # fmt: skip
+        assert (
+            api.data(STATUS, {"id": thing["id"], "status": status})["changeThingStatus"]["status"]
+            == status
+        )
     archive = "mutation($id: ID!) { archiveThing(id: $id) { status } }"
     assert api.data(archive, {"id": thing["id"]})["archiveThing"]["status"] == "ARCHIVED"
     for status in ("DRAFT", "ACTIVE", "PUBLISHED", "ARCHIVED"):
@@ -124,7 +132,11 @@ def test_lifecycle_forward_then_archived_is_final(api: Api) -> None:
     assert error["extensions"]["code"] == "BAD_USER_INPUT"
     events = events_of(api, thing["id"])
     assert [e["type"] for e in events] == [
-        "entity_archived", "entity_updated", "entity_updated", "entity_created"]  # fmt: skip
+        "entity_archived",
+        "entity_updated",
+        "entity_updated",
+        "entity_created",
+    ]
     assert events[0]["metadata"] == {"fields": ["status"], "from": "published", "to": "archived"}
 
 
@@ -135,7 +147,8 @@ def test_thing_fields_resolve_connections_events_knowledge(api: Api) -> None:
     node = data["things"]["edges"][0]["node"]
     assert node["owner"]["name"] == "Olivia Owner" and node["organization"]["slug"] == "acme"
     assert node["connections"] == [
-        {"relationshipType": "references", "to": {"name": "Screen printing 101"}}]  # fmt: skip
+        {"relationshipType": "references", "to": {"name": "Screen printing 101"}}
+    ]
     assert node["events"] == [{"type": "entity_updated"}]
     assert node["knowledge"] == [{"kind": "chunk", "text": "Use the logo with care."}]
 
@@ -164,22 +177,34 @@ def test_create_thing_bad_input(api: Api, input: dict[str, Any], field: str, fra
     ("query", "variables", "code"),
     [
         ("query($id: ID!) { thing(id: $id) { id } }", {"id": "garbage"}, "BAD_USER_INPUT"),
-        ("query($id: ID!) { thing(id: $id) { id } }", {"id": "thing.native.../../x"},
-         "BAD_USER_INPUT"),
-        ("query($id: ID!) { thing(id: $id) { id } }", {"id": "person.native.abc"},
-         "BAD_USER_INPUT"),
+        (
+            "query($id: ID!) { thing(id: $id) { id } }",
+            {"id": "thing.native.../../x"},
+            "BAD_USER_INPUT",
+        ),
+        (
+            "query($id: ID!) { thing(id: $id) { id } }",
+            {"id": "person.native.abc"},
+            "BAD_USER_INPUT",
+        ),
         ("query($id: ID!) { node(id: $id) { id } }", {"id": "thing.mystery.1"}, "BAD_USER_INPUT"),
         ("query($id: ID!) { thing(id: $id) { id } }", {"id": "thing.wordpress.12"}, "NOT_FOUND"),
-        ('{ things(first: 101) { totalCount } }', None, "BAD_USER_INPUT"),
+        ("{ things(first: 101) { totalCount } }", None, "BAD_USER_INPUT"),
         ('{ things(after: "bogus") { totalCount } }', None, "BAD_USER_INPUT"),
         ('{ things(type: "nope") { totalCount } }', None, "BAD_USER_INPUT"),
         ("{ things(status: NOPE) { totalCount } }", None, "GRAPHQL_VALIDATION_FAILED"),
-        ("query($s: ThingStatus) { things(status: $s) { totalCount } }", {"s": "NOPE"},
-         "BAD_USER_INPUT"),
-        ("mutation($id: ID!) { archiveThing(id: $id) { id } }",
-         {"id": "thing.native.0123456789abcdef"}, "NOT_FOUND"),
+        (
+            "query($s: ThingStatus) { things(status: $s) { totalCount } }",
+            {"s": "NOPE"},
+            "BAD_USER_INPUT",
+        ),
+        (
+            "mutation($id: ID!) { archiveThing(id: $id) { id } }",
+            {"id": "thing.native.0123456789abcdef"},
+            "NOT_FOUND",
+        ),
     ],
-)  # fmt: skip
+)
 def test_bad_ids_and_arguments(
     api: Api, query: str, variables: dict[str, Any] | None, code: str
 ) -> None:
@@ -203,6 +228,7 @@ def test_customers_read_but_cannot_write(api: Api) -> None:
     error = api.error(CREATE, {"input": {"type": "task", "name": "x"}}, role=Role.CUSTOMER)
     assert error["extensions"]["code"] == "FORBIDDEN"
     thing_id = api.data("{ things(first: 1) { edges { node { id } } } }")["things"]["edges"][0][
-        "node"]["id"]  # fmt: skip
+        "node"
+    ]["id"]
     error = api.error(STATUS, {"id": thing_id, "status": "ARCHIVED"}, role=Role.CUSTOMER)
     assert error["extensions"]["code"] == "FORBIDDEN"
