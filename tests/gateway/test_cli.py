@@ -19,7 +19,11 @@ ROOT = Path(__file__).resolve().parents[2]
 def cli(*args: str, env: dict[str, str], timeout: float = 60) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", "gateway.cli", *args],
-        env={**os.environ, **env}, cwd=ROOT, capture_output=True, text=True, timeout=timeout,
+        env={**os.environ, **env},
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
     )
 
 
@@ -72,7 +76,10 @@ def server(env: dict[str, str]) -> Iterator[tuple[str, str]]:
     port = _free_port()
     process = subprocess.Popen(
         [sys.executable, "-m", "gateway.cli", "serve", "--demo", "--port", str(port)],
-        env={**os.environ, **env}, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+        env={**os.environ, **env},
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
         text=True,
     )
     url = f"http://127.0.0.1:{port}"
@@ -98,7 +105,8 @@ def test_serve_demo_answers_over_real_http(server: tuple[str, str]) -> None:
     url, token = server
     assert "graphiql" in httpx.get(f"{url}/graphql", headers={"Accept": "text/html"}).text.lower()
     response = httpx.post(
-        f"{url}/graphql", json={"query": "{ me { role } things { totalCount } }"},
+        f"{url}/graphql",
+        json={"query": "{ me { role } things { totalCount } }"},
         headers={"Authorization": f"Bearer {token}"},
     )
     assert response.json() == {"data": {"me": {"role": "ORG_OWNER"}, "things": {"totalCount": 9}}}

@@ -14,9 +14,9 @@ NESTED = """query($n: Int!) { things(type: "task", first: $n) { totalCount edges
 def make_tasks(api: Api, n: int) -> None:
     create = """mutation($name: String!) { createThing(input: {type: "task", name: $name}) {
       id } }"""
-    course = api.data('{ things(type: "course") { edges { node { id } } } }')["things"]["edges"][
-        0
-    ]["node"]["id"]
+    course = api.data('{ things(type: "course") { edges { node { id } } } }')["things"]["edges"][0][
+        "node"
+    ]["id"]
     for i in range(n):
         task = api.data(create, {"name": f"Task {i}"})["createThing"]["id"]
         api.data(
