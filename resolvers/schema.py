@@ -8,7 +8,13 @@ from typing import Any
 
 import strawberry
 from graphql import GraphQLError
-from strawberry.extensions import MaxAliasesLimiter, QueryDepthLimiter
+from strawberry.extensions import (
+    AddValidationRules,
+    MaxAliasesLimiter,
+    ParserCache,
+    QueryDepthLimiter,
+    ValidationCache,
+)
 from strawberry.types.execution import ExecutionContext
 
 from resolvers import connections, events, knowledge, node, organizations, people, things
@@ -18,6 +24,13 @@ from resolvers.errors import ErrorCodes, log_unexpected
 # shallow enough that one request cannot fan out without bound.
 MAX_QUERY_DEPTH = 12
 MAX_ALIASES = 50
+DOCUMENT_CACHE_SIZE = 1024
+# Built once: ValidationCache keys on the rule classes, and the limiter extensions would make
+# new ones for every request, so nothing would ever be found in the cache.
+_LIMIT_RULES = (
+    *QueryDepthLimiter(max_depth=MAX_QUERY_DEPTH).validation_rules,
+    *MaxAliasesLimiter(max_alias_count=MAX_ALIASES).validation_rules,
+)
 
 
 def _query(resolver: Any) -> Any:
@@ -78,8 +91,10 @@ def build_schema(**kwargs: Any) -> strawberry.Schema:
         ],
         extensions=[
             ErrorCodes,
-            partial(QueryDepthLimiter, max_depth=MAX_QUERY_DEPTH),
-            partial(MaxAliasesLimiter, max_alias_count=MAX_ALIASES),
+            # Clients send the same few documents again and again: parse and validate once.
+            partial(ParserCache, maxsize=DOCUMENT_CACHE_SIZE),
+            partial(ValidationCache, maxsize=DOCUMENT_CACHE_SIZE),
+            partial(AddValidationRules, list(_LIMIT_RULES)),
         ],
         **kwargs,
     )

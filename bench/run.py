@@ -1,0 +1,209 @@
+"""`make bench`: the gateway over real HTTP on the embedded store.
+
+Starts `one-gateway serve` (one uvicorn worker) on a fresh data directory seeded with the demo
+and 1,000 extra things (each with an owner and a connection), then drives it from this process
+with a fixed number of concurrent clients. Reports requests per second, p50/p99 latency and
+store queries per request (read from `/metrics`). Both processes share this machine's cores,
+so the numbers are a floor, comparable between runs on the same machine.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import random
+import re
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from gateway.auth import Authenticator  # noqa: E402
+from gateway.demo import seed_demo  # noqa: E402
+from gateway.settings import load_settings  # noqa: E402
+from gateway.store import open_store  # noqa: E402
+from providers.records import Kind, Role  # noqa: E402
+from providers.refs import native_ref  # noqa: E402
+
+NESTED = """query { things(type: "task", first: 100) { totalCount edges { node { id name
+  owner { name } connections { relationshipType to { id ... on Thing { name } } } } } } }"""
+ONE = "query($id: ID!) { thing(id: $id) { id name status properties } }"
+
+
+async def seed(data_dir: Path, extra: int) -> tuple[str, list[str]]:
+    settings = load_settings(data_dir=data_dir)
+    store = open_store(settings)
+    await store.start()
+    try:
+        owners = await seed_demo(store)
+        acme = owners["acme"]
+        owner_ref = native_ref(Kind.PERSON, acme.person_id)
+        course = (await store.things.page(acme.org.id, _query("course"))).items[0]
+        ids = []
+        for i in range(extra):
+            thing = await store.things.create(
+                acme.org.id,
+                actor_ref=owner_ref,
+                type="task",
+                name=f"Task {i}",
+                properties={"estimate": i % 8, "labels": ["bench"]},
+            )
+            await store.connections.create(
+                acme.org.id,
+                actor_ref=owner_ref,
+                from_ref=native_ref(Kind.THING, thing.id),
+                to_ref=native_ref(Kind.THING, course.id),
+                relationship_type="part_of",
+            )
+            ids.append(native_ref(Kind.THING, thing.id))
+        auth = Authenticator(
+            settings.jwt_secret_value(),
+            issuer=settings.jwt_issuer,
+            audience=settings.jwt_audience,
+            ttl_seconds=3600,
+        )
+        token = auth.issue(person_id=acme.person_id, org_id=acme.org.id, role=Role.ORG_OWNER)
+        return token, ids
+    finally:
+        await store.close()
+
+
+def _query(type: str) -> Any:
+    from providers.native import ThingQuery
+
+    return ThingQuery(type=type, first=1)
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _store_queries(metrics: str) -> float:
+    match = re.search(r"^one_store_queries_total\{[^}]*\} ([0-9.e+]+)$", metrics, re.M)
+    assert match, "no store query counter in /metrics"
+    return float(match.group(1))
+
+
+async def scenario(
+    url: str, token: str, name: str, make_body: Any, *, requests: int, concurrency: int
+) -> dict[str, Any]:
+    headers = {"Authorization": f"Bearer {token}"}
+    limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
+    async with httpx.AsyncClient(base_url=url, headers=headers, limits=limits) as client:
+        for _ in range(20):  # warm up
+            (await client.post("/graphql", json=make_body())).raise_for_status()
+        before = _store_queries((await client.get("/metrics")).text)
+        latencies: list[float] = []
+        remaining = requests
+
+        async def worker() -> None:
+            nonlocal remaining
+            while remaining > 0:
+                remaining -= 1
+                started = time.perf_counter()
+                response = await client.post("/graphql", json=make_body())
+                latencies.append(time.perf_counter() - started)
+                body = response.json()
+                assert response.status_code == 200 and "errors" not in body, body
+
+        started = time.perf_counter()
+        await asyncio.gather(*(worker() for _ in range(concurrency)))
+        elapsed = time.perf_counter() - started
+        after = _store_queries((await client.get("/metrics")).text)
+    latencies.sort()
+    return {
+        "scenario": name,
+        "requests": len(latencies),
+        "concurrency": concurrency,
+        "rps": round(len(latencies) / elapsed, 1),
+        "p50_ms": round(statistics.median(latencies) * 1000, 2),
+        "p99_ms": round(latencies[int(len(latencies) * 0.99) - 1] * 1000, 2),
+        "store_queries_per_request": round((after - before) / len(latencies), 2),
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--requests", type=int, default=2000)
+    parser.add_argument("--concurrency", type=int, default=8)
+    parser.add_argument("--extra-things", type=int, default=1000)
+    args = parser.parse_args()
+
+    data_dir = Path(tempfile.mkdtemp(prefix="one-bench-"))
+    token, ids = asyncio.run(seed(data_dir, args.extra_things))
+    port = _free_port()
+    env = {**os.environ, "ONE_DATA_DIR": str(data_dir), "ONE_PORT": str(port)}
+    server = subprocess.Popen(
+        [sys.executable, "-m", "gateway.cli", "serve"],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        _wait_ready(url)
+        results = asyncio.run(_run(url, token, ids, args.requests, args.concurrency))
+    finally:
+        server.terminate()
+        server.wait(timeout=15)
+    out = ROOT / "bench" / "results"
+    out.mkdir(exist_ok=True)
+    (out / "latest.json").write_text(json.dumps(results, indent=2) + "\n")
+    print("| scenario | requests | concurrency | req/s | p50 ms | p99 ms | store queries/request |")
+    print("|---|---|---|---|---|---|---|")
+    for r in results:
+        print(
+            f"| {r['scenario']} | {r['requests']} | {r['concurrency']} | {r['rps']} | "
+            f"{r['p50_ms']} | {r['p99_ms']} | {r['store_queries_per_request']} |"
+        )
+
+
+def _wait_ready(url: str) -> None:
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        try:
+            if httpx.get(f"{url}/readyz").status_code == 200:
+                return
+        except httpx.TransportError:
+            time.sleep(0.1)
+    raise SystemExit("the gateway did not become ready")
+
+
+async def _run(
+    url: str, token: str, ids: list[str], requests: int, concurrency: int
+) -> list[dict[str, Any]]:
+    one = await scenario(
+        url,
+        token,
+        "thing(id)",
+        lambda: {"query": ONE, "variables": {"id": random.choice(ids)}},
+        requests=requests,
+        concurrency=concurrency,
+    )
+    nested = await scenario(
+        url,
+        token,
+        "things(first: 100) + owner + connections",
+        lambda: {"query": NESTED},
+        requests=max(requests // 10, 50),
+        concurrency=concurrency,
+    )
+    return [one, nested]
+
+
+if __name__ == "__main__":
+    main()
