@@ -7,6 +7,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
+import httpx
 from cross_web import HTTPException
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
@@ -22,6 +23,7 @@ from gateway.metrics import Metrics, MetricsMiddleware
 from gateway.settings import Settings, load_settings
 from gateway.store import open_store
 from providers.native import NativeStore
+from providers.registry import ProviderPool
 from resolvers.context import Context
 from resolvers.schema import schema
 
@@ -41,10 +43,11 @@ _HTTP_CODES = {
 class OneGraphQL(GraphQL[Context, None]):
     """Strawberry's ASGI view, with our context, a body limit, and JSON protocol errors."""
 
-    def __init__(self, store: NativeStore, auth: Authenticator) -> None:
+    def __init__(self, store: NativeStore, auth: Authenticator, providers: ProviderPool) -> None:
         super().__init__(schema, graphql_ide="graphiql")
         self.store = store
         self.auth = auth
+        self.providers = providers
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -71,7 +74,13 @@ class OneGraphQL(GraphQL[Context, None]):
 
     async def get_context(self, request: Request | WebSocket, response: Any) -> Context:
         actor = await self.auth.authenticate(request.headers.get("authorization"), self.store)
-        return Context(store=self.store, actor_or_error=actor, request=request, response=response)
+        return Context(
+            store=self.store,
+            providers=self.providers,
+            actor_or_error=actor,
+            request=request,
+            response=response,
+        )
 
 
 def create_app(settings: Settings | None = None, *, store: NativeStore | None = None) -> Starlette:
@@ -85,7 +94,14 @@ def create_app(settings: Settings | None = None, *, store: NativeStore | None = 
         ttl_seconds=settings.token_ttl_seconds,
     )
     metrics = Metrics(store)
-    graphql = OneGraphQL(store, auth)
+    # One client for every upstream call: pooled connections, and timeouts per provider.
+    http = httpx.AsyncClient(
+        limits=httpx.Limits(max_connections=200, max_keepalive_connections=50),
+        timeout=httpx.Timeout(10.0),
+        headers={"User-Agent": "one-gateway"},
+    )
+    providers = ProviderPool(http)
+    graphql = OneGraphQL(store, auth, providers)
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -94,6 +110,7 @@ def create_app(settings: Settings | None = None, *, store: NativeStore | None = 
         try:
             yield
         finally:
+            await http.aclose()
             await store.close()
 
     async def healthz(request: Request) -> Response:
@@ -124,4 +141,5 @@ def create_app(settings: Settings | None = None, *, store: NativeStore | None = 
     app.state.settings = settings
     app.state.store = store
     app.state.auth = auth
+    app.state.providers = providers
     return app

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import logging
 import sys
 from collections.abc import Sequence
@@ -71,6 +72,32 @@ async def _token(settings: Settings, org: str, role: Role, email: str | None) ->
         await store.close()
 
 
+async def _configure(
+    settings: Settings, org_slug: str, provider: str, routes: list[str], config: str
+) -> str:
+    from providers.registry import validate_config
+
+    try:
+        values = json.loads(config)
+    except json.JSONDecodeError as exc:
+        raise OneError(f"--config is not JSON: {exc.msg}") from None
+    if not isinstance(values, dict):
+        raise OneError("--config must be a JSON object")
+    normalized = validate_config(provider, values, routes)
+    store = open_store(settings)
+    await store.start()
+    try:
+        org = await store.organizations.get_by_slug(org_slug)
+        if org is None:
+            raise OneError(f"no organization with slug '{org_slug}'")
+        saved = await store.provider_configs.save(
+            org.id, actor_ref=None, provider=provider, config=normalized, routes=routes
+        )
+    finally:
+        await store.close()
+    return f"{provider} now owns {', '.join(saved.routes)} in {org_slug} (config {saved.id})"
+
+
 def _serve(settings: Settings, demo: bool) -> None:
     import uvicorn
 
@@ -112,6 +139,19 @@ def main(argv: Sequence[str] | None = None) -> int:
         help="pick a member with this role (default org_owner)",
     )
     token.add_argument("--email", help="pick this member instead")
+    configure = commands.add_parser(
+        "configure-provider",
+        help="route thing types of an organization to a provider (takes effect at once)",
+    )
+    configure.add_argument("--org", required=True, help="organization slug")
+    configure.add_argument("--provider", required=True, help="e.g. wordpress")
+    configure.add_argument("--routes", required=True, help="thing types, e.g. blog_post,page")
+    configure.add_argument(
+        "--config",
+        default="-",
+        help="the config as JSON; '-' (default) reads it from stdin, "
+        "which keeps credentials out of the process list",
+    )
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
 
@@ -132,6 +172,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             _serve(settings, args.demo)
         elif args.command == "seed-demo":
             asyncio.run(_seed(settings))
+        elif args.command == "configure-provider":
+            config = sys.stdin.read() if args.config == "-" else args.config
+            routes = [r.strip() for r in args.routes.split(",") if r.strip()]
+            print(asyncio.run(_configure(settings, args.org, args.provider, routes, config)))
         elif args.command == "token":
             print(asyncio.run(_token(settings, args.org, Role(args.role), args.email)))
     except (SettingsError, OneError) as exc:

@@ -132,6 +132,20 @@ TABLES: dict[str, Table] = {
             },
             indexes=(("org_id", "source_ref"), ("org_id", "created_at", "id")),
         ),
+        Table(
+            "provider_configs",
+            {
+                "id": "text",
+                "org_id": "text",
+                "provider": "text",
+                "config": "json",
+                "routes": "json",
+                "status": "text",
+                "created_at": "datetime",
+                "updated_at": "datetime",
+            },
+            indexes=(("org_id", "status"),),
+        ),
     )
 }
 

@@ -56,8 +56,30 @@ class ConflictError(OneError):
 
 class ProviderError(OneError):
     code = "PROVIDER_ERROR"
+    default_retryable: ClassVar[bool] = False
 
-    def __init__(self, message: str, *, provider: str, retryable: bool, **extensions: Any) -> None:
+    def __init__(
+        self, message: str, *, provider: str, retryable: bool | None = None, **extensions: Any
+    ) -> None:
+        retryable = self.default_retryable if retryable is None else retryable
         super().__init__(message, provider=provider, retryable=retryable, **extensions)
         self.provider = provider
         self.retryable = retryable
+
+
+class ProviderUnavailableError(ProviderError):
+    code = "PROVIDER_UNAVAILABLE"
+    default_retryable = True
+
+
+class ProviderAuthError(ProviderError):
+    code = "PROVIDER_UNAUTHORIZED"
+
+
+class ProviderRateLimitedError(ProviderError):
+    code = "PROVIDER_RATE_LIMITED"
+    default_retryable = True
+
+
+class ProviderResponseError(ProviderError):
+    code = "PROVIDER_BAD_RESPONSE"

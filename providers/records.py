@@ -249,3 +249,17 @@ class Page(Generic[T]):
     cursors: list[str]
     has_next_page: bool
     total_count: int
+
+
+@dataclass(frozen=True, slots=True)
+class ProviderConfig:
+    """An organization's configuration of one provider, and the thing types routed to it."""
+
+    id: str
+    org_id: str
+    provider: str
+    config: JSONObject
+    routes: list[str]
+    status: str = "active"  # "active" | "inactive"
+    created_at: datetime = field(default_factory=utcnow)
+    updated_at: datetime = field(default_factory=utcnow)

@@ -25,7 +25,7 @@ from providers.engine import TABLES, AnyOf, Cond, Order, Row, Table, Where, conf
 T = TypeVar("T")
 
 _SQL_OPS = {"eq": "=", "lt": "<", "le": "<=", "gt": ">", "ge": ">="}
-_SCHEMA_VERSION = 1
+_SCHEMA_VERSION = 2  # 2: provider_configs
 
 
 def _encode(table: Table, row: Row) -> dict[str, Any]:

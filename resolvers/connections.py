@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import enum
 from datetime import datetime
 from typing import Annotated
@@ -9,6 +10,7 @@ from typing import Annotated
 import strawberry
 from strawberry.scalars import JSON
 
+from providers.errors import NotFoundError
 from providers.records import Connection as ConnectionRecord
 from providers.records import Kind
 from providers.refs import Ref
@@ -95,14 +97,29 @@ class CreateConnectionInput:
     valid_to: datetime | None = None
 
 
+async def _check_external_end(info: Info, ref: Ref, field: str) -> None:
+    # The store checks native ends itself; an end in another provider is looked up there.
+    from resolvers.things import load_thing
+
+    if ref.provider == "native":
+        return
+    if ref.kind is not Kind.THING or await load_thing(info, ref, detail=False) is None:
+        raise NotFoundError(f"'{field}' names nothing in this organization", field=field)
+
+
 async def create_connection(info: Info, input: CreateConnectionInput) -> Connection:
-    """Connect two entities of your organization."""
+    """Connect two entities of your organization, in any providers (a person `authored` a
+    WordPress post)."""
     actor = require(info.context.actor, Action.WRITE)
+    ends = parse_id(input.from_id, field="fromId"), parse_id(input.to_id, field="toId")
+    await asyncio.gather(
+        _check_external_end(info, ends[0], "fromId"), _check_external_end(info, ends[1], "toId")
+    )
     record = await info.context.store.connections.create(
         actor.org_id,
         actor_ref=actor.ref,
-        from_ref=str(parse_id(input.from_id, field="fromId")),
-        to_ref=str(parse_id(input.to_id, field="toId")),
+        from_ref=str(ends[0]),
+        to_ref=str(ends[1]),
         relationship_type=input.relationship_type,
         metadata=input.metadata,
         valid_from=input.valid_from,

@@ -12,7 +12,9 @@ from providers.errors import OneError, UnauthenticatedError
 from providers.native import NativeStore
 from providers.records import Kind, Role
 from providers.refs import native_ref
+from providers.registry import ProviderPool
 from resolvers.loaders import Loaders
+from resolvers.router import Router
 
 
 @dataclass(frozen=True, slots=True)
@@ -33,6 +35,7 @@ class Context:
     """Built fresh for each request (or WebSocket operation) by the gateway."""
 
     store: NativeStore
+    providers: ProviderPool
     actor_or_error: Actor | OneError = field(
         default_factory=lambda: UnauthenticatedError(
             "authentication required: send 'Authorization: Bearer <token>'"
@@ -51,6 +54,10 @@ class Context:
     @cached_property
     def loaders(self) -> Loaders:
         return Loaders(self.store, self.actor.org_id)
+
+    @cached_property
+    def router(self) -> Router:
+        return Router(self.store, self.providers, self.actor.org_id)
 
 
 Info = strawberry.Info[Context, None]

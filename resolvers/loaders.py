@@ -14,6 +14,7 @@ from typing import Any
 from aiodataloader import DataLoader
 
 from providers.native import MAX_PAGE_SIZE, Direction, NativeStore
+from providers.provider import Provider
 from providers.records import Connection, Event, Kind, Knowledge, Membership
 
 BatchFn = Callable[[list[str]], Coroutine[Any, Any, list[Any]]]
@@ -31,11 +32,19 @@ class Loaders:
         self._org_id = org_id
         self._loaders: dict[Hashable, Loader] = {}
 
-    def _get(self, key: Hashable, fn: BatchFn) -> Loader:
+    def _get(self, key: Hashable, fn: BatchFn, max_batch: int = MAX_BATCH) -> Loader:
         loader = self._loaders.get(key)
         if loader is None:
-            loader = self._loaders[key] = DataLoader(batch_load_fn=fn, max_batch_size=MAX_BATCH)
+            loader = self._loaders[key] = DataLoader(batch_load_fn=fn, max_batch_size=max_batch)
         return loader
+
+    def external(self, provider: Provider, *, detail: bool) -> Loader:
+        """Local id -> `Thing | None` from another provider, batched at its upstream's cap
+        (e.g. WordPress `include=` takes 100); the batches of one tick run concurrently."""
+        fetch = partial(provider.get_many, detail=detail)
+        return self._get(
+            ("external", provider.name, detail), fetch, provider.capabilities.batch_size
+        )
 
     def by_id(self, kind: Kind) -> Loader:
         store, org = self._store, self._org_id

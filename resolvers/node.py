@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import strawberry
 
-from providers.errors import NotFoundError
 from providers.records import Kind
 from providers.refs import Ref
+from providers.registry import not_configured
 from resolvers.context import Info
 
 
@@ -22,13 +22,13 @@ async def load_node(info: Info, ref: Ref) -> Node | None:
     from resolvers.knowledge import Knowledge
     from resolvers.organizations import Organization, visible
     from resolvers.people import Person
-    from resolvers.things import thing_from_record
+    from resolvers.things import load_thing, thing_from_record, wants_detail
 
+    if ref.kind is Kind.THING:
+        thing = await load_thing(info, ref, detail=wants_detail(info))
+        return thing_from_record(thing) if thing else None
     if ref.provider != "native":
-        raise NotFoundError(
-            f"no '{ref.provider}' provider is configured for this organization",
-            provider=ref.provider,
-        )
+        raise not_configured(ref.provider)  # only things live in other providers
     record = await info.context.loaders.by_id(ref.kind).load(ref.local_id)
     if record is None:
         return None
@@ -37,8 +37,6 @@ async def load_node(info: Info, ref: Ref) -> Node | None:
             return Organization.from_record(record) if visible(info, record) else None
         case Kind.PERSON:
             return Person.from_record(record)
-        case Kind.THING:
-            return thing_from_record(record)
         case Kind.CONNECTION:
             return Connection.from_record(record)
         case Kind.EVENT:

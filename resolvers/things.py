@@ -7,12 +7,15 @@ from typing import Any
 
 import strawberry
 from strawberry.scalars import JSON
+from strawberry.types.nodes import SelectedField, Selection
 
-from providers.errors import NotFoundError
+from providers import validation
 from providers.native import ThingQuery
-from providers.records import Kind, ThingStatus
+from providers.native.rows import page_size
+from providers.provider import ListQuery
+from providers.records import Kind, Page, ThingStatus
 from providers.records import Thing as ThingRecord
-from providers.refs import Ref, native_ref
+from providers.refs import Ref
 from resolvers.connections import Connection, ConnectionDirection, connections_of
 from resolvers.context import Info
 from resolvers.events import Event, PageInfo
@@ -141,7 +144,7 @@ _TYPES: dict[str, type[Thing]] = {
 def thing_from_record(record: ThingRecord) -> Thing:
     cls = _TYPES.get(record.type, GenericThing)
     return cls(
-        id=strawberry.ID(native_ref(Kind.THING, record.id)),
+        id=strawberry.ID(str(Ref(Kind.THING, record.provider, record.id))),
         type=record.type,
         name=record.name,
         status=record.status,
@@ -167,36 +170,42 @@ class ThingPage:
     total_count: int
 
 
-def _native_thing_id(id: strawberry.ID, field: str = "id") -> str:
-    ref = parse_id(id, Kind.THING, field)
-    if ref.provider != "native":
-        raise NotFoundError(
-            f"no '{ref.provider}' provider is configured for this organization",
-            provider=ref.provider,
-            field=field,
-        )
-    return ref.local_id
+_DETAIL_FIELDS = frozenset({"content", "excerpt", "properties"})
+
+
+def wants_detail(info: Info) -> bool:
+    """Whether the selection asks for a thing's heavy fields (bodies), through fragments too:
+    a provider may then leave them out of its upstream request."""
+
+    def asks(selections: list[Selection]) -> bool:
+        for selection in selections:
+            if isinstance(selection, SelectedField):
+                if selection.name in _DETAIL_FIELDS:
+                    return True
+            elif asks(selection.selections):
+                return True
+        return False
+
+    return any(asks(field.selections) for field in info.selected_fields)
+
+
+async def load_thing(info: Info, ref: Ref, *, detail: bool = True) -> ThingRecord | None:
+    """A thing from whichever provider its id names, through this request's loaders."""
+    if ref.provider == "native":
+        record: ThingRecord | None = await info.context.loaders.by_id(Kind.THING).load(ref.local_id)
+        return record
+    provider = await info.context.router.named(ref.provider)
+    return await info.context.loaders.external(provider, detail=detail).load(ref.local_id)  # type: ignore[no-any-return]
 
 
 async def thing(info: Info, id: strawberry.ID) -> Thing | None:
-    """A thing by id; `null` when it does not exist or is not yours to see."""
+    """A thing by id, from any provider; `null` when it does not exist or is not yours."""
     info.context.actor  # noqa: B018 - authentication before anything else
-    record = await info.context.loaders.by_id(Kind.THING).load(_native_thing_id(id))
+    record = await load_thing(info, parse_id(id, Kind.THING), detail=wants_detail(info))
     return thing_from_record(record) if record else None
 
 
-async def things(
-    info: Info,
-    type: str | None = None,
-    status: ThingStatus | None = None,
-    first: int = 20,
-    after: str | None = None,
-) -> ThingPage:
-    """Your organization's things, oldest first; `first` is at most 100."""
-    actor = info.context.actor
-    page = await info.context.store.things.page(
-        actor.org_id, ThingQuery(type=type, status=status, first=first, after=after)
-    )
+def _page(page: Page[ThingRecord]) -> ThingPage:
     return ThingPage(
         edges=[
             ThingEdge(cursor=c, node=thing_from_record(t))
@@ -208,6 +217,41 @@ async def things(
         ),
         total_count=page.total_count,
     )
+
+
+async def things(
+    info: Info,
+    type: str | None = None,
+    status: ThingStatus | None = None,
+    search: str | None = None,
+    modified_after: datetime | None = None,
+    first: int = 20,
+    after: str | None = None,
+) -> ThingPage | None:
+    """Your organization's things of a type, from the provider that type is routed to
+    (without a type: every thing in the native store). `first` is at most 100."""
+    actor = info.context.actor
+    if type is not None:
+        provider = await info.context.router.for_type(validation.thing_type(type))
+        if provider is not None:
+            upstream = ListQuery(
+                type=type,
+                status=status,
+                search=search,
+                modified_after=modified_after,
+                first=page_size(first),
+                after=after,
+            )
+            return _page(await provider.page(upstream))
+    query = ThingQuery(
+        type=type,
+        status=status,
+        search=search,
+        modified_after=modified_after,
+        first=first,
+        after=after,
+    )
+    return _page(await info.context.store.things.page(actor.org_id, query))
 
 
 @strawberry.input
@@ -227,9 +271,38 @@ class UpdateThingInput:
     )
 
 
+async def _external_event(
+    info: Info, type: str, record: ThingRecord, metadata: dict[str, Any]
+) -> None:
+    # An upstream write cannot share the store's transaction: the event follows it.
+    actor = info.context.actor
+    await info.context.store.events.append(
+        actor.org_id,
+        type,
+        actor_ref=actor.ref,
+        target_ref=str(Ref(Kind.THING, record.provider, record.id)),
+        metadata={**metadata, "provider": record.provider},
+    )
+
+
 async def create_thing(info: Info, input: CreateThingInput) -> Thing:
-    """Create a thing; you become its owner."""
+    """Create a thing in the provider its type is routed to; you own native ones."""
     actor = require(info.context.actor, Action.WRITE)
+    provider = await info.context.router.for_type(validation.thing_type(input.type))
+    if provider is not None:
+        record = await provider.create(
+            type=input.type,
+            name=validation.name(input.name),
+            status=input.status,
+            properties=validation.json_object(input.properties, "properties"),
+        )
+        await _external_event(
+            info,
+            "entity_created",
+            record,
+            {"thing_type": record.type, "status": record.status.value},
+        )
+        return thing_from_record(record)
     record = await info.context.store.things.create(
         actor.org_id,
         actor_ref=actor.ref,
@@ -244,9 +317,20 @@ async def create_thing(info: Info, input: CreateThingInput) -> Thing:
 async def update_thing(info: Info, id: strawberry.ID, input: UpdateThingInput) -> Thing:
     """Rename a thing or change its properties."""
     actor = require(info.context.actor, Action.WRITE)
+    ref = parse_id(id, Kind.THING)
+    if ref.provider != "native":
+        provider = await info.context.router.named(ref.provider)
+        properties = (
+            validation.json_object(input.properties, "properties") if input.properties else None
+        )
+        name = validation.name(input.name) if input.name is not None else None
+        record = await provider.update(ref.local_id, name=name, properties=properties)
+        fields = sorted(k for k, v in (("name", name), ("properties", properties)) if v)
+        await _external_event(info, "entity_updated", record, {"fields": fields})
+        return thing_from_record(record)
     record = await info.context.store.things.update(
         actor.org_id,
-        _native_thing_id(id),
+        ref.local_id,
         actor_ref=actor.ref,
         name=input.name,
         properties=input.properties,
@@ -258,8 +342,20 @@ async def update_thing(info: Info, id: strawberry.ID, input: UpdateThingInput) -
 async def change_thing_status(info: Info, id: strawberry.ID, status: ThingStatus) -> Thing:
     """Move a thing along its lifecycle: draft -> active -> published -> archived."""
     actor = require(info.context.actor, Action.PUBLISH)
+    ref = parse_id(id, Kind.THING)
+    if ref.provider != "native":
+        provider = await info.context.router.named(ref.provider)
+        record = await provider.change_status(ref.local_id, status)
+        archived = status is ThingStatus.ARCHIVED
+        await _external_event(
+            info,
+            "entity_archived" if archived else "entity_updated",
+            record,
+            {"fields": ["status"], "to": status.value},
+        )
+        return thing_from_record(record)
     record = await info.context.store.things.change_status(
-        actor.org_id, _native_thing_id(id), actor_ref=actor.ref, status=status
+        actor.org_id, ref.local_id, actor_ref=actor.ref, status=status
     )
     return thing_from_record(record)
 

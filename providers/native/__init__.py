@@ -13,6 +13,7 @@ from providers.native.events import EventQuery, Events
 from providers.native.knowledge import KnowledgeBase
 from providers.native.organizations import PLAN_LIMITS, Organizations
 from providers.native.people import People
+from providers.native.provider_configs import ProviderConfigs
 from providers.native.rows import MAX_PAGE_SIZE
 from providers.native.things import ThingQuery, Things
 
@@ -43,6 +44,7 @@ class NativeStore:
         self.connections = Connections(engine)
         self.events = Events(engine)
         self.knowledge = KnowledgeBase(engine)
+        self.provider_configs = ProviderConfigs(engine)
 
     async def start(self) -> None:
         await self.engine.start()

@@ -67,6 +67,22 @@ class Events:
         items = [Event(**r) for r in rows]
         return Page(items, [encode_cursor(e.timestamp, e.id) for e in items], has_next, total)
 
+    async def append(
+        self,
+        org_id: str,
+        type: str,
+        *,
+        actor_ref: str | None,
+        target_ref: str | None,
+        metadata: JSONObject,
+    ) -> Event:
+        """Append an event on its own: for changes made elsewhere (an upstream write), which
+        cannot share a transaction with the store."""
+        async with self._engine.transaction() as tx:
+            return await record_event(
+                tx, org_id, type, actor_ref=actor_ref, target_ref=target_ref, metadata=metadata
+            )
+
     async def of_targets(
         self, org_id: str, target_refs: Sequence[str], *, limit: int
     ) -> dict[str, list[Event]]:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
+from datetime import datetime
 from typing import Any
 
 from providers import validation
@@ -34,6 +35,8 @@ from providers.refs import native_ref, new_local_id
 class ThingQuery:
     type: str | None = None
     status: ThingStatus | None = None
+    search: str | None = None
+    modified_after: datetime | None = None
     first: int = 20
     after: str | None = None
 
@@ -54,6 +57,10 @@ class Things:
             where.append(Cond("type", "eq", validation.thing_type(query.type)))
         if query.status is not None:
             where.append(Cond("status", "eq", query.status.value))
+        if query.search:
+            where.append(Cond("name", "contains", query.search))
+        if query.modified_after is not None:
+            where.append(Cond("updated_at", "gt", query.modified_after))
         order = Order("created_at", after=decode_cursor(query.after))
         rows, has_next, total = await fetch_page(self._engine, "things", where, order, query.first)
         items = [to_thing(r) for r in rows]

@@ -1,0 +1,104 @@
+"""The provider registry: each provider's factory and config schema, and a pool of instances.
+
+Adding a provider is one module that calls `register(...)` and one import in `_load()`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+from pydantic import BaseModel, SecretStr, ValidationError
+
+from providers.errors import InvalidInputError, NotFoundError
+from providers.provider import Provider
+from providers.records import ProviderConfig
+
+
+@dataclass(frozen=True, slots=True)
+class ProviderFactory:
+    name: str
+    config_model: type[BaseModel]
+    thing_types: frozenset[str]
+    create: Callable[[str, Any, httpx.AsyncClient], Provider]  # (org id, config, client)
+
+
+_FACTORIES: dict[str, ProviderFactory] = {}
+
+
+def register(factory: ProviderFactory) -> ProviderFactory:
+    _FACTORIES[factory.name] = factory
+    return factory
+
+
+def factory(name: str) -> ProviderFactory:
+    _load()
+    try:
+        return _FACTORIES[name]
+    except KeyError:
+        known = ", ".join(sorted(_FACTORIES))
+        raise InvalidInputError(
+            f"unknown provider '{name[:40]}'; providers: {known}", field="provider"
+        ) from None
+
+
+def validate_config(name: str, config: dict[str, Any], routes: list[str]) -> dict[str, Any]:
+    """The config as the provider's schema normalizes it, or `InvalidInputError` per field."""
+    found = factory(name)
+    unknown = sorted(set(routes) - found.thing_types)
+    if unknown:
+        raise InvalidInputError(
+            f"{name} cannot own {', '.join(unknown)}; "
+            f"it owns {', '.join(sorted(found.thing_types))}",
+            field="routes",
+        )
+    try:
+        model = found.config_model.model_validate(config)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        field = ".".join(str(p) for p in first["loc"])
+        raise InvalidInputError(f"{name} config: {field}: {first['msg']}", field=field) from None
+    return _plain(model.model_dump(exclude_none=True))
+
+
+def _plain(values: dict[str, Any]) -> dict[str, Any]:
+    """JSON-ready values, secrets in clear: this is what gets stored (sealed, once #5 lands)."""
+    out: dict[str, Any] = {}
+    for key, value in values.items():
+        if isinstance(value, SecretStr):
+            out[key] = value.get_secret_value()
+        elif isinstance(value, str | int | float | bool | list | dict):
+            out[key] = value
+        else:
+            out[key] = str(value)  # URLs and the like
+    return out
+
+
+def _load() -> None:
+    # Imported here so that the registry module itself stays free of provider code.
+    import providers.wordpress  # noqa: F401
+
+
+class ProviderPool:
+    """Provider instances, reused across requests until their config changes."""
+
+    def __init__(self, client: httpx.AsyncClient) -> None:
+        self.client = client
+        self._instances: dict[tuple[str, str], Provider] = {}
+
+    def get(self, config: ProviderConfig) -> Provider:
+        key = (config.id, config.updated_at.isoformat())
+        instance = self._instances.get(key)
+        if instance is None:
+            found = factory(config.provider)
+            model = found.config_model.model_validate(config.config)
+            instance = self._instances[key] = found.create(config.org_id, model, self.client)
+        return instance
+
+
+def not_configured(provider: str) -> NotFoundError:
+    return NotFoundError(
+        f"no '{provider}' provider is configured for this organization", provider=provider
+    )
