@@ -57,6 +57,7 @@ _FROM_LIFECYCLE = {
     ThingStatus.PUBLISHED: ["publish", "private"],
     ThingStatus.ARCHIVED: ["trash"],
 }
+_EVERY_STATUS = ",".join(_TO_LIFECYCLE)
 _SUMMARY_FIELDS = (
     "id,type,title,status,link,slug,author,categories,tags,featured_media,date_gmt,modified_gmt"
 )
@@ -202,7 +203,8 @@ class WordPressProvider:
 
     def _visible_statuses(self) -> dict[str, str]:
         # Drafts and private posts need credentials; anonymous readers see what is published.
-        return {"status": "any"} if self._auth else {}
+        # "any" would leave out the trash, where archived things live: name every status.
+        return {"status": _EVERY_STATUS} if self._auth else {}
 
     # -- writes --------------------------------------------------------------------------
 
@@ -254,9 +256,12 @@ class WordPressProvider:
     # -- health --------------------------------------------------------------------------
 
     async def health(self) -> Health:
+        """Reachable, and (with credentials) logged in: `users/me` is the one route where
+        WordPress answers 401 to credentials it does not accept instead of ignoring them."""
         started = time.perf_counter()
+        route = "/wp/v2/users/me" if self._auth else "/wp/v2/types/post"
         try:
-            await self._send("GET", "/wp/v2/types/post", params={"_fields": "slug"})
+            await self._send("GET", route, params={"_fields": "id"})
         except ProviderError as exc:
             elapsed = (time.perf_counter() - started) * 1000
             return Health("offline", elapsed, exc.message)
@@ -324,6 +329,15 @@ class WordPressProvider:
         if status == 400:
             params = body.get("data", {}).get("params", {}) if code else {}
             field = next(iter(params), None) if isinstance(params, dict) else None
+            if field == "status" and self._auth is not None:
+                # WordPress treats credentials it does not accept as no credentials at all,
+                # and then refuses the statuses only a logged-in editor may ask for.
+                return ProviderAuthError(
+                    "WordPress did not accept the credentials (it answered as to an anonymous "
+                    "visitor)",
+                    provider=NAME,
+                    status=401,
+                )
             field = "name" if field == "title" else field
             return InvalidInputError(
                 f"WordPress rejected the request: {detail}", field=field, provider=NAME

@@ -16,6 +16,7 @@ from gateway.demo import seed_demo
 from gateway.settings import load_settings
 from providers.native import NativeStore
 from providers.records import Role
+from tests.wordpress import WordPress, running_wordpress
 
 JWT_SECRET = "test-secret-" + "x" * 40
 
@@ -86,6 +87,13 @@ class Api:
         assert error["extensions"]["code"], error
         assert "Traceback" not in error["message"]
         return error
+
+
+@pytest.fixture(scope="session")
+def wordpress(tmp_path_factory: pytest.TempPathFactory) -> Iterator[WordPress]:
+    """A real, stock WordPress on loopback for the whole session (see tests/wordpress)."""
+    with running_wordpress(tmp_path_factory.mktemp("wordpress")) as wp:
+        yield wp
 
 
 @pytest.fixture

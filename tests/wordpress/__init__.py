@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import secrets
 import shutil
 import socket
@@ -23,6 +24,7 @@ from typing import Any
 import httpx
 
 HERE = Path(__file__).resolve().parent
+_ANSWERED = re.compile(r"^one-request [A-Z]+ ", re.M)
 WORDPRESS_ROOT = Path("/usr/share/wordpress")
 CONFIG_DIR = Path("/etc/wordpress")
 PACKAGES = ["wordpress", "php-cli", "php-mysql"]
@@ -36,6 +38,44 @@ class WordPress:
     author_password: str
     seed: dict[str, Any]
     log: Path
+    config_name: str
+
+    @contextmanager
+    def option(self, name: str, value: str) -> Iterator[None]:
+        """Set a WordPress option (e.g. `permalink_structure`) for the block, then restore it."""
+        old = self._php(f"echo get_option({name!r});")
+        self._php(f"update_option({name!r}, {value!r}); flush_rewrite_rules();")
+        try:
+            yield
+        finally:
+            self._php(f"update_option({name!r}, {old!r}); flush_rewrite_rules();")
+
+    def _php(self, code: str) -> str:
+        script = (
+            f"$_SERVER['HTTP_HOST'] = '127.0.0.1'; require '{WORDPRESS_ROOT}/wp-load.php'; {code}"
+        )
+        result = subprocess.run(
+            ["php", "-r", script],
+            env={**os.environ, "WORDPRESS_CONFIG": self.config_name},
+            check=True,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        return result.stdout
+
+    def requests(self) -> int:
+        """How many HTTP requests this WordPress has answered: counted by its own server."""
+        return len(_ANSWERED.findall(self.log.read_text()))
+
+    def config(self, **changes: Any) -> dict[str, Any]:
+        """A provider config for the editor's Application Password."""
+        return {
+            "base_url": self.url,
+            "username": self.username,
+            "application_password": self.application_password,
+            **changes,
+        }
 
 
 def _free_port() -> int:
@@ -166,6 +206,7 @@ def running_wordpress(tmp: Path) -> Iterator[WordPress]:
             author_password=seed["author_application_password"],
             seed=seed,
             log=log,
+            config_name=name,
         )
     finally:
         if server is not None:

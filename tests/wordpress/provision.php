@@ -19,6 +19,10 @@ ob_end_clean();
 update_option('siteurl', $url);
 update_option('home', $url);
 update_option('permalink_structure', '');
+// A fresh install has a "Hello world!" post and sample pages: start from nothing.
+foreach (get_posts(['post_type' => ['post', 'page'], 'post_status' => 'any', 'numberposts' => -1]) as $p) {
+    wp_delete_post($p->ID, true);
+}
 
 $editor = wp_insert_user([
     'user_login' => 'editor', 'user_email' => 'editor@one.test', 'display_name' => 'Eddie Editor',

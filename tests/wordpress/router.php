@@ -3,6 +3,8 @@
 // $_SERVER, where this server puts no environment: copy it there. Unknown paths go to
 // index.php, as a web server's rewrite rules would send them (so pretty permalinks work).
 $_SERVER['WORDPRESS_CONFIG'] = getenv('WORDPRESS_CONFIG');
+// One line per request, so the tests can count what reached WordPress.
+file_put_contents('php://stderr', "one-request {$_SERVER['REQUEST_METHOD']} {$_SERVER['REQUEST_URI']}\n");
 $root = rtrim($_SERVER['DOCUMENT_ROOT'], '/');
 $file = $root . parse_url($_SERVER['REQUEST_URI'], PHP_URL_PATH);
 if (is_file($file) && substr($file, -4) !== '.php') {
