@@ -31,6 +31,7 @@ class ListQuery:
     modified_after: datetime | None = None
     first: int = 20
     after: str | None = None
+    detail: bool = True  # False: the caller asked for no heavy fields (bodies)
 
 
 @dataclass(frozen=True, slots=True)

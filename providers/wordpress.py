@@ -186,7 +186,7 @@ class WordPressProvider:
             "offset": offset,
             "orderby": "id",
             "order": "desc",
-            "_fields": _DETAIL_FIELDS,
+            "_fields": _DETAIL_FIELDS if query.detail else _SUMMARY_FIELDS,
             **self._visible_statuses(),
         }
         if query.status is not None:

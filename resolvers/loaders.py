@@ -15,7 +15,7 @@ from aiodataloader import DataLoader
 
 from providers.native import MAX_PAGE_SIZE, Direction, NativeStore
 from providers.provider import Provider
-from providers.records import Connection, Event, Kind, Knowledge, Membership
+from providers.records import Connection, Event, Kind, Knowledge, Membership, Thing
 
 BatchFn = Callable[[list[str]], Coroutine[Any, Any, list[Any]]]
 Loader = DataLoader[str, Any]
@@ -57,6 +57,19 @@ class Loaders:
             Kind.KNOWLEDGE: partial(store.knowledge.get_many, org),
         }
         return self._get(("by_id", kind), fetch[kind])
+
+    def prime(self, kind: Kind, records: list[Any]) -> None:
+        """Remember records a list already returned, so later lookups of them cost nothing."""
+        loader = self.by_id(kind)
+        for record in records:
+            loader.prime(record.id, record)
+
+    def prime_external(self, provider: Provider, things: list[Thing], *, detail: bool) -> None:
+        # Things listed with their heavy fields serve lookups that want them and that do not.
+        for with_detail in (True, False) if detail else (False,):
+            loader = self.external(provider, detail=with_detail)
+            for thing in things:
+                loader.prime(thing.id, thing)
 
     def memberships(self) -> Loader:
         """Person id -> `Membership | None` in this organization."""

@@ -173,20 +173,24 @@ class ThingPage:
 _DETAIL_FIELDS = frozenset({"content", "excerpt", "properties"})
 
 
-def wants_detail(info: Info) -> bool:
-    """Whether the selection asks for a thing's heavy fields (bodies), through fragments too:
-    a provider may then leave them out of its upstream request."""
+def wants_detail(info: Info, path: tuple[str, ...] = ()) -> bool:
+    """Whether the selection asks for a thing's heavy fields (bodies), through fragments too,
+    at `path` below this field (e.g. `("edges", "node")` for a page): a provider may then
+    leave them out of its upstream request."""
 
-    def asks(selections: list[Selection]) -> bool:
+    def fields(selections: list[Selection]) -> list[SelectedField]:
+        found: list[SelectedField] = []
         for selection in selections:
             if isinstance(selection, SelectedField):
-                if selection.name in _DETAIL_FIELDS:
-                    return True
-            elif asks(selection.selections):
-                return True
-        return False
+                found.append(selection)
+            else:
+                found += fields(selection.selections)
+        return found
 
-    return any(asks(field.selections) for field in info.selected_fields)
+    level = fields(list(info.selected_fields))
+    for name in path:
+        level = fields([s for f in level if f.name == name for s in f.selections])
+    return any(f.name in _DETAIL_FIELDS for f in fields([s for f in level for s in f.selections]))
 
 
 async def load_thing(info: Info, ref: Ref, *, detail: bool = True) -> ThingRecord | None:
@@ -235,6 +239,7 @@ async def things(
         provider = await info.context.router.for_type(validation.thing_type(type))
         if provider is not None:
             upstream = ListQuery(
+                detail=wants_detail(info, ("edges", "node")),
                 type=type,
                 status=status,
                 search=search,
@@ -242,7 +247,9 @@ async def things(
                 first=page_size(first),
                 after=after,
             )
-            return _page(await provider.page(upstream))
+            page = await provider.page(upstream)
+            info.context.loaders.prime_external(provider, page.items, detail=upstream.detail)
+            return _page(page)
     query = ThingQuery(
         type=type,
         status=status,
@@ -251,7 +258,9 @@ async def things(
         first=first,
         after=after,
     )
-    return _page(await info.context.store.things.page(actor.org_id, query))
+    page = await info.context.store.things.page(actor.org_id, query)
+    info.context.loaders.prime(Kind.THING, page.items)
+    return _page(page)
 
 
 @strawberry.input

@@ -240,7 +240,7 @@ async def test_rest_root_is_discovered_with_plain_or_pretty_permalinks(
     wordpress: WordPress, client: httpx.AsyncClient, structure: str
 ) -> None:
     with wordpress.option("permalink_structure", structure):
-        link = httpx.get(f"{wordpress.url}/").headers["link"]
+        link = (await client.get(f"{wordpress.url}/")).headers["link"]
         assert ("/wp-json/" in link) is bool(structure)
         wp = provider(client, **wordpress.config())
         page = await wp.page(ListQuery(type="blog_post", first=2))
