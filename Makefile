@@ -4,7 +4,11 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: serve test lint typecheck pytest schema bench clean
+.PHONY: serve test lint typecheck pytest system-deps schema bench clean
+
+# The WordPress tests run a real WordPress: Debian's package, PHP's built-in server, MariaDB.
+SYSTEM_PACKAGES := wordpress php-cli php-mysql
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "ONE Gateway needs Python 3.11 or newer (set PYTHON=python3.x)")'
@@ -24,14 +28,25 @@ lint: $(STAMP)
 typecheck: $(STAMP)
 	$(BIN)/mypy
 
-pytest: $(STAMP)
+pytest: $(STAMP) system-deps
 	$(BIN)/pytest
+
+system-deps:
+	@if [ ! -f /usr/share/wordpress/wp-load.php ] || ! command -v php >/dev/null; then \
+		echo "installing $(SYSTEM_PACKAGES) (for the WordPress tests)"; \
+		$(SUDO) apt-get update -qq && \
+		DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq $(SYSTEM_PACKAGES); \
+	fi
+	@command -v mariadbd >/dev/null || [ -x /usr/sbin/mariadbd ] || { \
+		$(SUDO) apt-get update -qq && \
+		DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq mariadb-server; }
 
 schema: $(STAMP)
 	$(BIN)/one-gateway export-schema --output schema.graphql
 
-bench: $(STAMP)
+bench: $(STAMP) system-deps
 	$(BIN)/python bench/run.py
+	$(BIN)/python bench/federation.py
 
 clean:
 	rm -rf $(VENV) .one .pytest_cache .mypy_cache .ruff_cache
