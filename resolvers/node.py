@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import strawberry
 
+from providers.errors import NotFoundError
 from providers.records import Kind
 from providers.refs import Ref
 from providers.registry import not_configured
@@ -15,8 +16,16 @@ class Node:
     id: strawberry.ID
 
 
-async def load_node(info: Info, ref: Ref) -> Node | None:
-    """The object `ref` names, if the actor's organization can see it; else `None`."""
+async def load_node(info: Info, ref: Ref) -> Node:
+    """The object `ref` names, if the actor's organization can see it; else `NotFoundError`,
+    the same for what does not exist and what belongs to someone else."""
+    found = await _load(info, ref)
+    if found is None:
+        raise NotFoundError(f"nothing with id '{ref}' in your organization", id=str(ref))
+    return found
+
+
+async def _load(info: Info, ref: Ref) -> Node | None:
     from resolvers.connections import Connection
     from resolvers.events import Event
     from resolvers.knowledge import Knowledge
@@ -46,6 +55,7 @@ async def load_node(info: Info, ref: Ref) -> Node | None:
 
 
 async def node(info: Info, id: strawberry.ID) -> Node | None:
-    """Any object by its global id; `null` when it does not exist or is not yours to see."""
+    """Any object by its global id; `null` with a NOT_FOUND error when it does not exist or
+    is not yours to see."""
     info.context.actor  # noqa: B018 - authentication before anything else
     return await load_node(info, Ref.parse(id))

@@ -57,6 +57,17 @@ class Person(Node):
         record = await info.context.loaders.memberships().load(self.record.id)
         return Membership.from_record(record) if record else None
 
+    @strawberry.field(
+        description="Your own memberships in every organization; for anyone else, only the "
+        "one in your organization."
+    )
+    async def memberships(self, info: Info) -> list[Membership]:
+        if self.record.id == info.context.actor.person_id:
+            records = await info.context.store.people.own_memberships(self.record.id)
+            return [Membership.from_record(r) for r in records]
+        own = await info.context.loaders.memberships().load(self.record.id)
+        return [Membership.from_record(own)] if own else []
+
     @classmethod
     def from_record(cls, record: PersonRecord) -> Person:
         return cls(

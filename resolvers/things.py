@@ -10,6 +10,7 @@ from strawberry.scalars import JSON
 from strawberry.types.nodes import SelectedField, Selection
 
 from providers import validation
+from providers.errors import NotFoundError
 from providers.native import ThingQuery
 from providers.native.rows import page_size
 from providers.provider import ListQuery
@@ -203,10 +204,14 @@ async def load_thing(info: Info, ref: Ref, *, detail: bool = True) -> ThingRecor
 
 
 async def thing(info: Info, id: strawberry.ID) -> Thing | None:
-    """A thing by id, from any provider; `null` when it does not exist or is not yours."""
+    """A thing by id, from any provider; `null` with a NOT_FOUND error when it does not exist
+    or is not yours to see."""
     info.context.actor  # noqa: B018 - authentication before anything else
-    record = await load_thing(info, parse_id(id, Kind.THING), detail=wants_detail(info))
-    return thing_from_record(record) if record else None
+    ref = parse_id(id, Kind.THING)
+    record = await load_thing(info, ref, detail=wants_detail(info))
+    if record is None:
+        raise NotFoundError(f"no thing with id '{ref}' in your organization", id=str(ref))
+    return thing_from_record(record)
 
 
 def _page(page: Page[ThingRecord]) -> ThingPage:

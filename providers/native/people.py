@@ -5,11 +5,11 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from providers import validation
-from providers.engine import Cond, Engine, Order, Row, Transaction
+from providers.engine import Cond, Engine, Order, Row, Transaction, Where
 from providers.errors import InvalidInputError, NotFoundError
 from providers.native.events import record_event
 from providers.native.rows import in_order, to_row
-from providers.native.scope import membership_where
+from providers.native.scope import membership_where, valid_at
 from providers.records import Connection, Kind, Membership, Person, Role, utcnow
 from providers.refs import Ref, native_ref, new_local_id
 
@@ -49,6 +49,17 @@ class People:
         where = [*membership_where(org_id, utcnow()), Cond("from_ref", "in", refs)]
         rows = await self._engine.find("connections", where)
         return {m.person_id: m for m in map(to_membership, rows)}
+
+    async def own_memberships(self, person_id: str) -> list[Membership]:
+        """Every organization `person_id` belongs to. Crosses organizations: for that person
+        themselves only (the caller's check), never for someone else."""
+        where: Where = [
+            Cond("relationship_type", "eq", "member_of"),
+            Cond("from_ref", "eq", native_ref(Kind.PERSON, person_id)),
+            *valid_at(utcnow()),
+        ]
+        rows = await self._engine.find("connections", where, order=Order("valid_from"))
+        return [to_membership(r) for r in rows]
 
     async def members(self, org_id: str) -> list[Membership]:
         where = membership_where(org_id, utcnow())

@@ -89,8 +89,9 @@ def test_thing_and_node_by_wordpress_id(wp_api: Api, wordpress: WordPress) -> No
     data = wp_api.data(query, {"id": f"thing.wordpress.post-{wp_id}"})
     assert data["thing"]["content"].startswith("<p>Body of post")
     assert data["node"] == {"id": f"thing.wordpress.post-{wp_id}", "provider": "wordpress"}
-    missing = wp_api.data(query, {"id": "thing.wordpress.post-99999999"})
-    assert missing == {"thing": None, "node": None}
+    missing = wp_api.post(query, {"id": "thing.wordpress.post-99999999"})
+    assert missing["data"] == {"thing": None, "node": None}
+    assert {e["extensions"]["code"] for e in missing["errors"]} == {"NOT_FOUND"}
     error = wp_api.error(
         "query($id: ID!) { thing(id: $id) { id } }", {"id": "thing.wordpress.post-1"}, org="globex"
     )

@@ -37,17 +37,20 @@ def globex(api: Api) -> dict[str, Any]:
 
 
 @pytest.mark.parametrize("role", list(Role))
-def test_node_and_thing_by_foreign_id_are_null(
+def test_node_and_thing_by_foreign_id_are_not_found(
     api: Api, globex: dict[str, Any], role: Role
 ) -> None:
     for kind, id in globex.items():
-        data = api.data("query($id: ID!) { node(id: $id) { id } }", {"id": id}, role=role)
+        body = api.post("query($id: ID!) { node(id: $id) { id } }", {"id": id}, role=role)
         if kind == "org" and role is Role.PLATFORM_OWNER:
-            assert data["node"] == {"id": id}  # a platform owner sees every organization
+            assert body == {"data": {"node": {"id": id}}}  # a platform owner sees every org
         else:
-            assert data["node"] is None, kind
-    data = api.data("query($id: ID!) { thing(id: $id) { id } }", {"id": globex["thing"]}, role=role)
-    assert data["thing"] is None
+            # The same answer as for an id that does not exist: nothing leaks, not even that.
+            assert body["data"] == {"node": None}, kind
+            assert [e["extensions"]["code"] for e in body["errors"]] == ["NOT_FOUND"]
+    body = api.post("query($id: ID!) { thing(id: $id) { id } }", {"id": globex["thing"]}, role=role)
+    assert body["data"] == {"thing": None}
+    assert body["errors"][0]["extensions"]["code"] == "NOT_FOUND"
 
 
 def test_lists_and_searches_hold_only_own_rows(api: Api, globex: dict[str, Any]) -> None:

@@ -113,3 +113,22 @@ def test_create_organization_rules(api: Api) -> None:
     assert api.error(CREATE_ORG, {"input": foreign})["extensions"]["code"] == "FORBIDDEN"
     error = api.error(CREATE_ORG, {"input": {"name": "C", "slug": "cust"}}, role=Role.CUSTOMER)
     assert error["extensions"]["code"] == "FORBIDDEN"
+
+
+def test_memberships_are_yours_in_full_and_others_only_here(api: Api) -> None:
+    # Uma joins globex too; she sees both memberships, acme's owner sees only acme's.
+    api.data(
+        ADD_MEMBER,
+        {"input": {"email": "uma@acme.example", "name": "Uma", "role": "CUSTOMER"}},
+        org="globex",
+    )
+    query = "{ me { person { memberships { role organization { slug } } } } }"
+    mine = api.data(query, role=Role.ORG_USER)["me"]["person"]["memberships"]
+    assert [(m["role"], m["organization"]["slug"]) for m in mine] == [
+        ("ORG_USER", "acme"),
+        ("CUSTOMER", "globex"),
+    ]
+    members = api.data("""{ organization { members { person { email memberships {
+      organization { slug } } } } } }""")["organization"]["members"]
+    uma = next(m["person"] for m in members if m["person"]["email"] == "uma@acme.example")
+    assert uma["memberships"] == [{"organization": {"slug": "acme"}}]

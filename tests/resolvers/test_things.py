@@ -211,10 +211,14 @@ def test_bad_ids_and_arguments(
     assert api.error(query, variables)["extensions"]["code"] == code
 
 
-def test_missing_thing_is_null(api: Api) -> None:
-    query = "query($id: ID!) { thing(id: $id) { id } node(id: $id) { id } }"
-    data = api.data(query, {"id": "thing.native.0123456789abcdef0123456789abcdef"})
-    assert data == {"thing": None, "node": None}
+def test_missing_thing_is_null_with_not_found_on_that_field_only(api: Api) -> None:
+    query = "query($id: ID!) { thing(id: $id) { id } node(id: $id) { id } me { role } }"
+    body = api.post(query, {"id": "thing.native.0123456789abcdef0123456789abcdef"})
+    assert body["data"] == {"thing": None, "node": None, "me": {"role": "ORG_OWNER"}}
+    assert sorted((e["path"][0], e["extensions"]["code"]) for e in body["errors"]) == [
+        ("node", "NOT_FOUND"),
+        ("thing", "NOT_FOUND"),
+    ]
 
 
 @pytest.mark.parametrize("role", [Role.ORG_USER, Role.PLATFORM_OWNER, Role.ORG_OWNER])
