@@ -78,6 +78,7 @@ def _plain(values: dict[str, Any]) -> dict[str, Any]:
 
 def _load() -> None:
     # Imported here so that the registry module itself stays free of provider code.
+    import providers.shopify
     import providers.wordpress  # noqa: F401
 
 

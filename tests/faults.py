@@ -4,18 +4,16 @@ healthy real service will not produce on demand (500s, non-JSON, hangs)."""
 from __future__ import annotations
 
 import asyncio
-import socket
-import threading
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 
-import uvicorn
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
+
+from tests.emulators import serve
 
 
 @dataclass
@@ -38,10 +36,7 @@ class FaultServer:
 def fault_server(fault: Fault | None = None) -> Iterator[FaultServer]:
     """Serves `Link: <url/?rest_route=/>; rel="https://api.w.org/"` on `/` (as WordPress does)
     and the current `fault` on every other request."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    server = FaultServer(f"http://127.0.0.1:{port}", fault or Fault())
+    server = FaultServer("", fault or Fault())
 
     async def handle(request: Request) -> Response:
         server.requests.append(f"{request.method} {request.url.path}?{request.url.query}")
@@ -56,17 +51,6 @@ def fault_server(fault: Fault | None = None) -> Iterator[FaultServer]:
         )
 
     app = Starlette(routes=[Route("/{path:path}", handle, methods=["GET", "POST", "DELETE"])])
-    config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="off")
-    uv = uvicorn.Server(config)
-    thread = threading.Thread(target=uv.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 10
-    while not uv.started:
-        if time.monotonic() > deadline:
-            raise RuntimeError("fault server did not start")
-        time.sleep(0.02)
-    try:
+    with serve(app) as url:
+        server.url = url
         yield server
-    finally:
-        uv.should_exit = True
-        thread.join(timeout=10)
