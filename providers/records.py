@@ -243,12 +243,13 @@ T = TypeVar("T")
 
 @dataclass(frozen=True, slots=True)
 class Page(Generic[T]):
-    """One page of a keyset-paginated list, with an opaque cursor per item."""
+    """One page of a list, with an opaque cursor per item; `total_count` is None where the
+    backend cannot count (Notion)."""
 
     items: list[T]
     cursors: list[str]
     has_next_page: bool
-    total_count: int
+    total_count: int | None
 
 
 @dataclass(frozen=True, slots=True)

@@ -97,5 +97,5 @@ async def events(
             has_next_page=page.has_next_page,
             end_cursor=page.cursors[-1] if page.cursors else None,
         ),
-        total_count=page.total_count,
+        total_count=page.total_count or 0,
     )

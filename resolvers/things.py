@@ -164,11 +164,13 @@ class ThingEdge:
     node: Thing
 
 
-@strawberry.type(description="A page of things, oldest first.")
+@strawberry.type(description="A page of things (native ones oldest first).")
 class ThingPage:
     edges: list[ThingEdge]
     page_info: PageInfo
-    total_count: int
+    total_count: int | None = strawberry.field(
+        description="null where the backend cannot count (Notion)."
+    )
 
 
 _DETAIL_FIELDS = frozenset({"content", "excerpt", "properties"})
