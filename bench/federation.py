@@ -33,6 +33,9 @@ from providers.native import ThingQuery  # noqa: E402
 from providers.records import Kind, Role  # noqa: E402
 from providers.refs import native_ref  # noqa: E402
 from providers.registry import validate_config  # noqa: E402
+from tests.backends import ALL_FOUR, FLAT, four_backends, route_and_connect  # noqa: E402
+from tests.emulators.notion import Fault as NotionFault  # noqa: E402
+from tests.emulators.shopify import Fault as ShopifyFault  # noqa: E402
 from tests.wordpress import WordPress, running_wordpress  # noqa: E402
 
 QUERY = """{ things(type: "blog_post", first: 50, status: PUBLISHED) { edges { node { name
@@ -96,11 +99,60 @@ def _unbatched(self: Any, key: Any, fn: Any, max_batch: int = 1) -> Any:
     return resolvers.loaders.DataLoader(batch_load_fn=fn, batch=False, cache=False)
 
 
+async def across_four(wp: WordPress) -> dict[str, Any]:
+    """The four-backend query: latency with every upstream 50 ms slower, and requests."""
+    app = create_app(load_settings(data_dir=Path(tempfile.mkdtemp())))
+    store = app.state.store
+    async with app.router.lifespan_context(app):
+        acme = (await seed_demo(store))["acme"]
+        with four_backends(wp) as backends:
+            await route_and_connect(store, acme.org.id, backends)
+            token = app.state.auth.issue(
+                person_id=acme.person_id, org_id=acme.org.id, role=Role.ORG_OWNER
+            )
+            transport = httpx.ASGITransport(app=app)
+            async with httpx.AsyncClient(
+                transport=transport,
+                base_url="http://gw",
+                headers={"Authorization": f"Bearer {token}"},
+            ) as client:
+
+                async def run(query: str, runs: int = 9) -> tuple[float, dict[str, int]]:
+                    await client.post("/graphql", json={"query": query})
+                    latencies, spent = [], {}
+                    for _ in range(runs):
+                        # Spaced so that Notion's limiter (3/s) has refilled: this measures
+                        # latency, not how fast one integration may ask.
+                        await asyncio.sleep(0.7)
+                        before = backends.requests()
+                        started = time.perf_counter()
+                        body = (await client.post("/graphql", json={"query": query})).json()
+                        latencies.append(time.perf_counter() - started)
+                        assert "errors" not in body, body
+                        spent = {k: v - before[k] for k, v in backends.requests().items()}
+                    return statistics.median(latencies) * 1000, spent
+
+                base, _ = await run(FLAT)
+                _, requests = await run(ALL_FOUR, runs=1)
+                backends.shopify.fault = ShopifyFault(delay=0.05)
+                backends.notion.fault = NotionFault(delay=0.05)
+                with wp.delayed(50):
+                    delayed, _ = await run(FLAT)
+                    nested, _ = await run(ALL_FOUR, runs=3)
+    return {
+        "base_ms": round(base, 1),
+        "delayed_ms": round(delayed, 1),
+        "nested_delayed_ms": round(nested, 1),
+        "requests": requests,
+    }
+
+
 async def main() -> None:
     with running_wordpress(Path(tempfile.mkdtemp())) as wp:
         with_loaders = await measure(wp, batching=True)
         with mock.patch.object(resolvers.loaders.Loaders, "_get", _unbatched):
             without = await measure(wp, batching=False)
+        four = await across_four(wp)
     print(
         f"\nNested query: 50 WordPress posts, each with its native owner and connections "
         f"({RUNS} runs, median)"
@@ -112,6 +164,12 @@ async def main() -> None:
             f"| {r['loaders']} | {r['wordpress_requests']} | {r['store_queries']} | "
             f"{r['p50_ms']} | {r['max_ms']} |"
         )
+    print("\nOne query across native, WordPress, Shopify and Notion (median)")
+    print("| query | no delay ms | each upstream +50 ms | upstream requests per query |")
+    print("|---|---|---|---|")
+    print(f"| four lists | {four['base_ms']} | {four['delayed_ms']} | 1 per provider |")
+    requests = ", ".join(f"{k} {v}" for k, v in four["requests"].items())
+    print(f"| four lists + connections' far ends | | {four['nested_delayed_ms']} | {requests} |")
 
 
 if __name__ == "__main__":

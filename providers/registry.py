@@ -1,10 +1,11 @@
 """The provider registry: each provider's factory and config schema, and a pool of instances.
 
-Adding a provider is one module that calls `register(...)` and one import in `_load()`.
+Adding a provider is one module that calls `register(...)` and its name in `PROVIDER_MODULES`.
 """
 
 from __future__ import annotations
 
+import importlib
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -76,10 +77,14 @@ def _plain(values: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
+# Each module registers its factory when imported: adding a provider is one module and one
+# name here. Imported on first use, so that the registry itself stays free of provider code.
+PROVIDER_MODULES = ("providers.wordpress", "providers.shopify", "providers.notion")
+
+
 def _load() -> None:
-    # Imported here so that the registry module itself stays free of provider code.
-    import providers.shopify
-    import providers.wordpress  # noqa: F401
+    for module in PROVIDER_MODULES:
+        importlib.import_module(module)
 
 
 class ProviderPool:

@@ -39,6 +39,16 @@ class WordPress:
     seed: dict[str, Any]
     log: Path
     config_name: str
+    delay_file: Path
+
+    @contextmanager
+    def delayed(self, milliseconds: int) -> Iterator[None]:
+        """Every answer `milliseconds` slower for the block (read by router.php)."""
+        self.delay_file.write_text(str(milliseconds))
+        try:
+            yield
+        finally:
+            self.delay_file.write_text("0")
 
     @contextmanager
     def option(self, name: str, value: str) -> Iterator[None]:
@@ -171,7 +181,9 @@ def running_wordpress(tmp: Path) -> Iterator[WordPress]:
     config = CONFIG_DIR / f"config-{name}.php"
     _mariadb(f"DROP DATABASE IF EXISTS {database}", f"CREATE DATABASE {database}")
     config.write_text(_config(database, url))
-    env = {**os.environ, "WORDPRESS_CONFIG": name}
+    delay_file = tmp / "delay-ms"
+    delay_file.write_text("0")
+    env = {**os.environ, "WORDPRESS_CONFIG": name, "ONE_WP_DELAY_FILE": str(delay_file)}
     log = tmp / "wordpress.log"
     server = None
     try:
@@ -207,6 +219,7 @@ def running_wordpress(tmp: Path) -> Iterator[WordPress]:
             seed=seed,
             log=log,
             config_name=name,
+            delay_file=delay_file,
         )
     finally:
         if server is not None:

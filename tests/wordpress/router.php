@@ -5,6 +5,11 @@
 $_SERVER['WORDPRESS_CONFIG'] = getenv('WORDPRESS_CONFIG');
 // One line per request, so the tests can count what reached WordPress.
 file_put_contents('php://stderr', "one-request {$_SERVER['REQUEST_METHOD']} {$_SERVER['REQUEST_URI']}\n");
+// Tests may slow every answer down (milliseconds in this file) to measure concurrency.
+$delay = (int) @file_get_contents(getenv('ONE_WP_DELAY_FILE'));
+if ($delay > 0) {
+    usleep($delay * 1000);
+}
 $root = rtrim($_SERVER['DOCUMENT_ROOT'], '/');
 $file = $root . parse_url($_SERVER['REQUEST_URI'], PHP_URL_PATH);
 if (is_file($file) && substr($file, -4) !== '.php') {
