@@ -34,8 +34,7 @@ from providers.records import Kind, Role  # noqa: E402
 from providers.refs import native_ref  # noqa: E402
 from providers.registry import validate_config  # noqa: E402
 from tests.backends import ALL_FOUR, FLAT, four_backends, route_and_connect  # noqa: E402
-from tests.emulators.notion import Fault as NotionFault  # noqa: E402
-from tests.emulators.shopify import Fault as ShopifyFault  # noqa: E402
+from tests.emulators import Fault  # noqa: E402
 from tests.wordpress import WordPress, running_wordpress  # noqa: E402
 
 QUERY = """{ things(type: "blog_post", first: 50, status: PUBLISHED) { edges { node { name
@@ -134,8 +133,8 @@ async def across_four(wp: WordPress) -> dict[str, Any]:
 
                 base, _ = await run(FLAT)
                 _, requests = await run(ALL_FOUR, runs=1)
-                backends.shopify.fault = ShopifyFault(delay=0.05)
-                backends.notion.fault = NotionFault(delay=0.05)
+                backends.shopify.fault = Fault(delay=0.05)
+                backends.notion.fault = Fault(delay=0.05)
                 with wp.delayed(50):
                     delayed, _ = await run(FLAT)
                     nested, _ = await run(ALL_FOUR, runs=3)

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import time
 import uuid
 from collections.abc import Sequence
 from datetime import UTC
@@ -27,13 +26,12 @@ from providers.errors import (
     InvalidTransitionError,
     NotFoundError,
     ProviderAuthError,
-    ProviderError,
     ProviderRateLimitedError,
     ProviderResponseError,
     ProviderUnavailableError,
 )
 from providers.notion_pages import STATUS_NAMES, page_to_thing, plain_text, rich_text
-from providers.provider import Capabilities, Health, ListQuery
+from providers.provider import Capabilities, Health, ListQuery, check_health
 from providers.records import STATUS_TRANSITIONS, Page, Thing, ThingStatus
 from providers.registry import ProviderFactory, register
 
@@ -270,14 +268,7 @@ class NotionProvider:
     # -- health --------------------------------------------------------------------------
 
     async def health(self) -> Health:
-        started = time.perf_counter()
-        try:
-            await self._send("GET", f"/databases/{self._config.database_id}")
-        except ProviderError as exc:
-            return Health("offline", (time.perf_counter() - started) * 1000, exc.message)
-        except NotFoundError as exc:
-            return Health("offline", (time.perf_counter() - started) * 1000, exc.message)
-        return Health("online", (time.perf_counter() - started) * 1000)
+        return await check_health(self._send("GET", f"/databases/{self._config.database_id}"))
 
     # -- the wire ------------------------------------------------------------------------
 

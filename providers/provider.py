@@ -7,11 +7,13 @@ local id (what follows `thing.<provider>.` in a global id).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import time
+from collections.abc import Awaitable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Protocol
 
+from providers.errors import OneError
 from providers.records import Page, Thing, ThingStatus
 
 
@@ -39,6 +41,16 @@ class Health:
     status: str  # "online" | "degraded" | "offline"
     response_ms: float
     detail: str = ""
+
+
+async def check_health(probe: Awaitable[object]) -> Health:
+    """Time a provider's cheapest authenticated request: online, or offline with the reason."""
+    started = time.perf_counter()
+    try:
+        await probe
+    except OneError as exc:
+        return Health("offline", (time.perf_counter() - started) * 1000, exc.message)
+    return Health("online", (time.perf_counter() - started) * 1000)
 
 
 class Provider(Protocol):

@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import re
-import time
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
@@ -31,7 +30,7 @@ from providers.errors import (
     ProviderResponseError,
     ProviderUnavailableError,
 )
-from providers.provider import Capabilities, Health, ListQuery
+from providers.provider import Capabilities, Health, ListQuery, check_health
 from providers.records import STATUS_TRANSITIONS, Page, Thing, ThingStatus
 from providers.registry import ProviderFactory, register
 from providers.shopify_throttle import MAX_QUERY_COST, CostBucket, estimate_cost
@@ -235,12 +234,7 @@ class ShopifyProvider:
     # -- health --------------------------------------------------------------------------
 
     async def health(self) -> Health:
-        started = time.perf_counter()
-        try:
-            await self._query(documents.SHOP, {})
-        except ProviderError as exc:
-            return Health("offline", (time.perf_counter() - started) * 1000, exc.message)
-        return Health("online", (time.perf_counter() - started) * 1000)
+        return await check_health(self._query(documents.SHOP, {}))
 
     # -- the wire ------------------------------------------------------------------------
 

@@ -13,7 +13,6 @@ import html
 import json
 import logging
 import re
-import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -28,11 +27,10 @@ from providers.errors import (
     InvalidTransitionError,
     NotFoundError,
     ProviderAuthError,
-    ProviderError,
     ProviderResponseError,
     ProviderUnavailableError,
 )
-from providers.provider import Capabilities, Health, ListQuery
+from providers.provider import Capabilities, Health, ListQuery, check_health
 from providers.records import STATUS_TRANSITIONS, Page, Thing, ThingStatus
 from providers.registry import ProviderFactory, register
 
@@ -258,14 +256,8 @@ class WordPressProvider:
     async def health(self) -> Health:
         """Reachable, and (with credentials) logged in: `users/me` is the one route where
         WordPress answers 401 to credentials it does not accept instead of ignoring them."""
-        started = time.perf_counter()
         route = "/wp/v2/users/me" if self._auth else "/wp/v2/types/post"
-        try:
-            await self._send("GET", route, params={"_fields": "id"})
-        except ProviderError as exc:
-            elapsed = (time.perf_counter() - started) * 1000
-            return Health("offline", elapsed, exc.message)
-        return Health("online", (time.perf_counter() - started) * 1000)
+        return await check_health(self._send("GET", route, params={"_fields": "id"}))
 
     # -- the wire ------------------------------------------------------------------------
 

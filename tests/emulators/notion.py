@@ -17,7 +17,6 @@ What it holds to, as Notion documents it (../shared/UPSTREAMS.md and developers.
 
 from __future__ import annotations
 
-import asyncio
 import json
 import math
 import threading
@@ -31,6 +30,8 @@ from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
+
+from tests.emulators import Fault, injected
 
 VERSIONS = frozenset({"2022-06-28"})
 MAX_PAGE_SIZE = 100
@@ -52,15 +53,6 @@ class NotionError(Exception):
             "message": self.message,
         }
         return JSONResponse(body, self.status)
-
-
-@dataclass
-class Fault:
-    delay: float = 0.0
-    status: int | None = None
-    body: bytes = b'{"object":"error","status":500,"code":"internal_server_error","message":"x"}'
-    retry_after: str | None = None
-    times: int = 1_000_000
 
 
 def _now() -> str:
@@ -173,16 +165,8 @@ class NotionEmulator:
 
     async def _gate(self, request: Request) -> Response | None:
         self.requests += 1
-        fault = self.fault
-        if fault is not None and fault.times > 0:
-            fault.times -= 1
-            if fault.delay:
-                await asyncio.sleep(fault.delay)
-            if fault.status is not None:
-                headers = {"Retry-After": fault.retry_after} if fault.retry_after else {}
-                return Response(
-                    fault.body, fault.status, headers=headers, media_type="application/json"
-                )
+        if (faulty := await injected(self.fault)) is not None:
+            return faulty
         with self._lock:
             now = time.monotonic()
             self._tokens = min(float(self.burst), self._tokens + (now - self._updated) * self.rate)

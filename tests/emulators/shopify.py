@@ -57,6 +57,8 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from tests.emulators import Fault, injected
+
 SDL = Path(__file__).resolve().parents[3] / "shared" / "upstreams" / "shopify-admin-2025-04.graphql"
 MAX_QUERY_COST = 1000
 MAX_ARRAY = 250
@@ -75,14 +77,6 @@ class ShopifyRejection(Exception):
     def __init__(self, message: str, code: str, **extensions: Any) -> None:
         super().__init__(message)
         self.error = {"message": message, "extensions": {"code": code, **extensions}}
-
-
-@dataclass
-class Fault:
-    delay: float = 0.0
-    status: int | None = None  # answer this status (body below) instead of the real answer
-    body: bytes = b'{"errors": "Internal Server Error"}'
-    times: int = 1_000_000  # how many requests the fault applies to
 
 
 @dataclass
@@ -172,13 +166,8 @@ class ShopifyEmulator:
 
     async def _graphql(self, request: Request) -> Response:
         self.requests += 1
-        fault = self.fault
-        if fault is not None and fault.times > 0:
-            fault.times -= 1
-            if fault.delay:
-                await asyncio.sleep(fault.delay)
-            if fault.status is not None:
-                return Response(fault.body, fault.status, media_type="application/json")
+        if (faulty := await injected(self.fault)) is not None:
+            return faulty
         if not _VERSION.fullmatch(request.path_params["version"]):
             return JSONResponse({"errors": "Not Found"}, 404)
         if request.headers.get("x-shopify-access-token") != self.token:

@@ -21,8 +21,8 @@ from providers.errors import (
 from providers.notion import NotionConfig, NotionProvider
 from providers.provider import ListQuery
 from providers.records import ThingStatus
-from tests.emulators import serve
-from tests.emulators.notion import Fault, NotionEmulator
+from tests.emulators import Fault, serve
+from tests.emulators.notion import NotionEmulator
 
 TOKEN = "secret_provider_test"
 
@@ -138,7 +138,7 @@ async def test_retry_after_is_honoured(
     emulator, url, database = notion
     emulator.fault = Fault(
         status=429,
-        retry_after="1",
+        headers={"Retry-After": "1"},
         times=1,
         body=b'{"object":"error","status":429,"code":"rate_limited","message":"slow down"}',
     )

@@ -23,8 +23,8 @@ from providers.errors import (
 from providers.provider import ListQuery
 from providers.records import ThingStatus
 from providers.shopify import ShopifyConfig, ShopifyProvider
-from tests.emulators import serve
-from tests.emulators.shopify import Fault, ShopifyEmulator, admin_schema
+from tests.emulators import Fault, serve
+from tests.emulators.shopify import ShopifyEmulator, admin_schema
 
 TOKEN = "shpat_provider_test"
 

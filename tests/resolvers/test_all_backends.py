@@ -12,8 +12,7 @@ import pytest
 
 from tests.backends import ALL_FOUR, FLAT, Backends, four_backends, route_and_connect
 from tests.conftest import Api
-from tests.emulators.notion import Fault as NotionFault
-from tests.emulators.shopify import Fault as ShopifyFault
+from tests.emulators import Fault
 from tests.wordpress import WordPress
 
 
@@ -75,8 +74,8 @@ def test_the_four_are_fetched_concurrently(api: Api, backends: Backends) -> None
         return statistics.median(times)
 
     base = median_latency()
-    backends.shopify.fault = ShopifyFault(delay=0.05)
-    backends.notion.fault = NotionFault(delay=0.05)
+    backends.shopify.fault = Fault(delay=0.05)
+    backends.notion.fault = Fault(delay=0.05)
     with backends.wordpress.delayed(50):
         delayed = median_latency()
     # Three upstreams each 50 ms slower: one after another would add 150 ms, together 50.
@@ -86,7 +85,7 @@ def test_the_four_are_fetched_concurrently(api: Api, backends: Backends) -> None
 
 def test_one_failing_backend_leaves_the_others_whole(api: Api, backends: Backends) -> None:
     setup(api, backends, max_retries=1)
-    backends.shopify.fault = ShopifyFault(status=500)
+    backends.shopify.fault = Fault(status=500)
     body = api.post(ALL_FOUR)
     assert body["data"]["products"] is None
     assert all(body["data"][key]["edges"] for key in ("native", "posts", "documents"))
