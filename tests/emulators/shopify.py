@@ -69,6 +69,11 @@ _GID = re.compile(r"gid://shopify/(Product|Order)/(\d+)")
 
 @cache
 def admin_schema() -> GraphQLSchema:
+    if not SDL.exists():
+        raise FileNotFoundError(
+            f"Shopify's Admin schema is read from {SDL}: the team's shared/ "
+            "folder must sit beside this repository"
+        )
     # Shopify's SDL breaks a newer spec rule about deprecations; it is valid as Shopify serves it.
     return build_schema(SDL.read_text(), assume_valid=True)
 
