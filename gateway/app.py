@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -19,6 +20,8 @@ from starlette.websockets import WebSocket
 from strawberry.asgi import GraphQL
 
 from gateway.auth import Authenticator
+from gateway.crypto import KeyRing
+from gateway.health import check_providers_every
 from gateway.metrics import Metrics, MetricsMiddleware
 from gateway.settings import Settings, load_settings
 from gateway.store import open_store
@@ -100,16 +103,27 @@ def create_app(settings: Settings | None = None, *, store: NativeStore | None = 
         timeout=httpx.Timeout(10.0),
         headers={"User-Agent": "one-gateway"},
     )
-    providers = ProviderPool(http)
+    keyring = KeyRing.from_settings(
+        settings.encryption_key.get_secret_value() if settings.encryption_key else None,
+        settings.data_dir,
+    )
+    providers = ProviderPool(http, keyring)
     graphql = OneGraphQL(store, auth, providers)
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         await store.start()
         log.info("gateway ready on the %s store", store.engine.name)
+        checks = None
+        if settings.health_check_seconds > 0:
+            checks = asyncio.create_task(
+                check_providers_every(settings.health_check_seconds, store, providers)
+            )
         try:
             yield
         finally:
+            if checks is not None:
+                checks.cancel()
             await http.aclose()
             await store.close()
 
@@ -142,4 +156,5 @@ def create_app(settings: Settings | None = None, *, store: NativeStore | None = 
     app.state.store = store
     app.state.auth = auth
     app.state.providers = providers
+    app.state.keyring = keyring
     return app

@@ -1,4 +1,4 @@
-"""`one-gateway`: serve | seed-demo | export-schema | token."""
+"""`one-gateway`: serve | seed-demo | export-schema | token | configure-provider | rotate-key."""
 
 from __future__ import annotations
 
@@ -10,13 +10,18 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+import httpx
+
 from gateway.auth import Authenticator
+from gateway.crypto import KeyRing
 from gateway.demo import seed_demo
 from gateway.settings import Settings, SettingsError, load_settings
 from gateway.store import open_store
+from providers.configuration import configure, seal
 from providers.errors import OneError
 from providers.native import NativeStore
 from providers.records import Role
+from providers.sealing import SealError, sealing_context, unseal_config
 
 
 def _authenticator(settings: Settings) -> Authenticator:
@@ -72,30 +77,63 @@ async def _token(settings: Settings, org: str, role: Role, email: str | None) ->
         await store.close()
 
 
+def _keyring(settings: Settings) -> KeyRing:
+    configured = settings.encryption_key.get_secret_value() if settings.encryption_key else None
+    return KeyRing.from_settings(configured, settings.data_dir)
+
+
 async def _configure(
     settings: Settings, org_slug: str, provider: str, routes: list[str], config: str
 ) -> str:
-    from providers.registry import validate_config
-
     try:
         values = json.loads(config)
     except json.JSONDecodeError as exc:
         raise OneError(f"--config is not JSON: {exc.msg}") from None
     if not isinstance(values, dict):
         raise OneError("--config must be a JSON object")
-    normalized = validate_config(provider, values, routes)
     store = open_store(settings)
     await store.start()
     try:
         org = await store.organizations.get_by_slug(org_slug)
         if org is None:
             raise OneError(f"no organization with slug '{org_slug}'")
-        saved = await store.provider_configs.save(
-            org.id, actor_ref=None, provider=provider, config=normalized, routes=routes
-        )
+        async with httpx.AsyncClient() as client:
+            saved, health = await configure(
+                store,
+                client,
+                _keyring(settings),
+                org_id=org.id,
+                actor_ref=None,
+                provider=provider,
+                config=values,
+                routes=routes,
+            )
     finally:
         await store.close()
-    return f"{provider} now owns {', '.join(saved.routes)} in {org_slug} (config {saved.id})"
+    return (
+        f"{provider} now owns {', '.join(saved.routes)} in {org_slug} (config {saved.id}, "
+        f"connection test {health.response_ms:.0f} ms)"
+    )
+
+
+async def _rotate_key(settings: Settings) -> str:
+    """A new current key, and every sealed secret (active or kept for rollback) re-sealed
+    under it. Running gateways pick the new key up from the keyring file when they meet it."""
+    keyring = _keyring(settings)
+    store = open_store(settings)
+    await store.start()
+    try:
+        configs = await store.provider_configs.every(active_only=False)
+        opened = [(c, unseal_config(c, keyring)) for c in configs]  # all open before any change
+        new = keyring.rotate()
+        for config, values in opened:
+            context = sealing_context(config.org_id, config.id)
+            await store.provider_configs.replace_config(
+                config, seal(config.provider, values, keyring, context)
+            )
+    finally:
+        await store.close()
+    return f"key {new} is current; re-sealed {len(opened)} provider configuration(s)"
 
 
 def _serve(settings: Settings, demo: bool) -> None:
@@ -146,6 +184,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     configure.add_argument("--org", required=True, help="organization slug")
     configure.add_argument("--provider", required=True, help="e.g. wordpress")
     configure.add_argument("--routes", required=True, help="thing types, e.g. blog_post,page")
+    commands.add_parser(
+        "rotate-key", help="seal every provider secret under a new key (keyring in ONE_DATA_DIR)"
+    )
     configure.add_argument(
         "--config",
         default="-",
@@ -176,9 +217,11 @@ def main(argv: Sequence[str] | None = None) -> int:
             config = sys.stdin.read() if args.config == "-" else args.config
             routes = [r.strip() for r in args.routes.split(",") if r.strip()]
             print(asyncio.run(_configure(settings, args.org, args.provider, routes, config)))
+        elif args.command == "rotate-key":
+            print(asyncio.run(_rotate_key(settings)))
         elif args.command == "token":
             print(asyncio.run(_token(settings, args.org, Role(args.role), args.email)))
-    except (SettingsError, OneError) as exc:
+    except (SettingsError, OneError, SealError) as exc:
         print(f"one-gateway: {exc}", file=sys.stderr)
         return 2
     return 0

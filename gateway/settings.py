@@ -7,7 +7,7 @@ import secrets
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, SecretStr, ValidationError, model_validator
+from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -26,9 +26,19 @@ class Settings(BaseSettings):
     jwt_audience: str = "one-gateway"
     token_ttl_seconds: int = Field(default=12 * 3600, ge=60, le=30 * 24 * 3600)
     encryption_key: SecretStr | None = None
+    health_check_seconds: float = Field(default=300.0, ge=0)  # 0: only on demand
     redis_url: str | None = None
     host: str = "127.0.0.1"
     port: int = Field(default=8000, ge=1, le=65535)
+
+    @field_validator("encryption_key")
+    @classmethod
+    def _key_is_32_bytes(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None:
+            from gateway.crypto import parse_key
+
+            parse_key(value.get_secret_value())  # ValueError names what is wrong, not the key
+        return value
 
     @model_validator(mode="after")
     def _production_needs_explicit_secrets(self) -> Settings:
@@ -63,5 +73,5 @@ def load_settings(**overrides: object) -> Settings:
             field = ".".join(str(p) for p in error["loc"])
             name = f"ONE_{field.upper()}" if field else "settings"
             message = error["msg"].removeprefix("Value error, ")
-            lines.append(f"{name}: {message}")
+            lines.append(f"{name}: {message}")  # never the value: it may be a secret
         raise SettingsError("invalid settings:\n  " + "\n  ".join(lines)) from None

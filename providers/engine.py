@@ -143,6 +143,7 @@ TABLES: dict[str, Table] = {
                 "status": "text",
                 "created_at": "datetime",
                 "updated_at": "datetime",
+                "health": "json",
             },
             indexes=(("org_id", "status"),),
         ),

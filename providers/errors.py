@@ -83,3 +83,7 @@ class ProviderRateLimitedError(ProviderError):
 
 class ProviderResponseError(ProviderError):
     code = "PROVIDER_BAD_RESPONSE"
+
+
+class ProviderSecretError(ProviderError):
+    code = "PROVIDER_CONFIG_UNREADABLE"

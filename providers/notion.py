@@ -363,6 +363,7 @@ register(
         name=NAME,
         config_model=NotionConfig,
         thing_types=NotionProvider.thing_types,
+        capabilities=NotionProvider.capabilities,
         create=NotionProvider,
     )
 )

@@ -264,3 +264,4 @@ class ProviderConfig:
     status: str = "active"  # "active" | "inactive"
     created_at: datetime = field(default_factory=utcnow)
     updated_at: datetime = field(default_factory=utcnow)
+    health: JSONObject | None = None  # the last connection test: status, response_ms, at

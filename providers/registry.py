@@ -6,6 +6,7 @@ Adding a provider is one module that calls `register(...)` and its name in `PROV
 from __future__ import annotations
 
 import importlib
+import json
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -13,9 +14,10 @@ from typing import Any
 import httpx
 from pydantic import BaseModel, SecretStr, ValidationError
 
-from providers.errors import InvalidInputError, NotFoundError
-from providers.provider import Provider
+from providers.errors import InvalidInputError, NotFoundError, ProviderSecretError
+from providers.provider import Capabilities, Provider
 from providers.records import ProviderConfig
+from providers.sealing import Sealer, SealError, unseal_config
 
 
 @dataclass(frozen=True, slots=True)
@@ -23,6 +25,7 @@ class ProviderFactory:
     name: str
     config_model: type[BaseModel]
     thing_types: frozenset[str]
+    capabilities: Capabilities
     create: Callable[[str, Any, httpx.AsyncClient], Provider]  # (org id, config, client)
 
 
@@ -88,18 +91,29 @@ def _load() -> None:
 
 
 class ProviderPool:
-    """Provider instances, reused across requests until their config changes."""
+    """Provider instances, reused across requests until their config changes. Their secrets
+    are opened here, and only here, when an instance is made."""
 
-    def __init__(self, client: httpx.AsyncClient) -> None:
+    def __init__(self, client: httpx.AsyncClient, sealer: Sealer) -> None:
         self.client = client
+        self.sealer = sealer
         self._instances: dict[tuple[str, str], Provider] = {}
 
     def get(self, config: ProviderConfig) -> Provider:
-        key = (config.id, config.updated_at.isoformat())
+        key = (config.id, json.dumps(config.config, sort_keys=True))
         instance = self._instances.get(key)
         if instance is None:
+            try:
+                values = unseal_config(config, self.sealer)
+            except SealError as exc:
+                # Fail closed: no instance, no clear text, a clear error for this provider.
+                raise ProviderSecretError(
+                    f"the {config.provider} credentials cannot be opened ({exc}); the "
+                    "provider is offline until it is configured again",
+                    provider=config.provider,
+                ) from None
             found = factory(config.provider)
-            model = found.config_model.model_validate(config.config)
+            model = found.config_model.model_validate(values)
             instance = self._instances[key] = found.create(config.org_id, model, self.client)
         return instance
 

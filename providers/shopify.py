@@ -416,6 +416,7 @@ register(
         name=NAME,
         config_model=ShopifyConfig,
         thing_types=ShopifyProvider.thing_types,
+        capabilities=ShopifyProvider.capabilities,
         create=ShopifyProvider,
     )
 )

@@ -25,7 +25,7 @@ from providers.engine import TABLES, AnyOf, Cond, Order, Row, Table, Where, conf
 T = TypeVar("T")
 
 _SQL_OPS = {"eq": "=", "lt": "<", "le": "<=", "gt": ">", "ge": ">="}
-_SCHEMA_VERSION = 2  # 2: provider_configs
+_SCHEMA_VERSION = 3  # 2: provider_configs; 3: provider_configs.health
 
 
 def _encode(table: Table, row: Row) -> dict[str, Any]:
@@ -182,6 +182,10 @@ class SQLiteEngine:
             for table in TABLES.values():
                 for statement in _ddl(table):
                     conn.execute(statement)
+                # Migrations only ever add columns: add the ones an older file lacks.
+                have = {row[1] for row in conn.execute(f'PRAGMA table_info("{table.name}")')}
+                for column in table.columns.keys() - have:
+                    conn.execute(f'ALTER TABLE "{table.name}" ADD COLUMN "{column}" TEXT')
             conn.execute(f"PRAGMA user_version={_SCHEMA_VERSION}")
             conn.execute("COMMIT")
 

@@ -410,6 +410,7 @@ register(
         name=NAME,
         config_model=WordPressConfig,
         thing_types=WordPressProvider.thing_types,
+        capabilities=WordPressProvider.capabilities,
         create=WordPressProvider,
     )
 )

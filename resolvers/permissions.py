@@ -15,6 +15,8 @@ class Action(enum.StrEnum):
     PUBLISH = "publish"  # move a thing along its lifecycle, archive it
     MANAGE_MEMBERS = "manage_members"
     MANAGE_ORGANIZATIONS = "manage_organizations"
+    MANAGE_PROVIDERS = "manage_providers"
+    SEE_PROVIDER_HEALTH = "see_provider_health"
 
 
 _ALLOWED: dict[Action, frozenset[Role]] = {
@@ -23,6 +25,8 @@ _ALLOWED: dict[Action, frozenset[Role]] = {
     Action.PUBLISH: frozenset({Role.PLATFORM_OWNER, Role.ORG_OWNER, Role.ORG_USER}),
     Action.MANAGE_MEMBERS: frozenset({Role.PLATFORM_OWNER, Role.ORG_OWNER}),
     Action.MANAGE_ORGANIZATIONS: frozenset({Role.PLATFORM_OWNER, Role.ORG_OWNER}),
+    Action.MANAGE_PROVIDERS: frozenset({Role.PLATFORM_OWNER, Role.ORG_OWNER}),
+    Action.SEE_PROVIDER_HEALTH: frozenset({Role.PLATFORM_OWNER, Role.ORG_OWNER}),
 }
 
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 
+from providers.errors import ProviderSecretError
 from providers.native import NativeStore
 from providers.provider import Provider
 from providers.records import ProviderConfig
@@ -20,6 +21,7 @@ class Router:
         self._pool = pool
         self._org_id = org_id
         self._configs: asyncio.Task[list[ProviderConfig]] | None = None
+        self._alerted: set[str] = set()
 
     async def _active(self) -> list[ProviderConfig]:
         if self._configs is None:
@@ -31,11 +33,33 @@ class Router:
         """The provider a thing type is routed to, or `None` for the native store."""
         for config in await self._active():
             if type in config.routes:
-                return self._pool.get(config)
+                return await self._instance(config)
         return None
 
     async def named(self, name: str) -> Provider:
+        return await self._instance(await self.config(name))
+
+    async def config(self, name: str) -> ProviderConfig:
         for config in await self._active():
             if config.provider == name:
-                return self._pool.get(config)
+                return config
         raise not_configured(name)
+
+    async def _instance(self, config: ProviderConfig) -> Provider:
+        try:
+            return self._pool.get(config)
+        except ProviderSecretError as exc:
+            if config.id not in self._alerted:  # once per request, not once per field
+                self._alerted.add(config.id)
+                await self._store.events.append(
+                    self._org_id,
+                    "security_alert",
+                    actor_ref=None,
+                    target_ref=f"org.native.{self._org_id}",
+                    metadata={
+                        "provider": config.provider,
+                        "config_id": config.id,
+                        "reason": "sealed credentials did not open",
+                    },
+                )
+            raise exc from None

@@ -17,7 +17,16 @@ from strawberry.extensions import (
 )
 from strawberry.types.execution import ExecutionContext
 
-from resolvers import connections, events, knowledge, node, organizations, people, things
+from resolvers import (
+    connections,
+    events,
+    knowledge,
+    node,
+    organizations,
+    people,
+    provider_settings,
+    things,
+)
 from resolvers.errors import ErrorCodes, log_unexpected
 
 # Deep enough for thing -> connections -> to -> owner -> membership -> organization -> ...,
@@ -52,6 +61,7 @@ class Query:
     connections = _query(connections.connections)
     events = _query(events.events)
     knowledge_search = _query(knowledge.knowledge_search)
+    providers = _query(provider_settings.providers)
 
 
 @strawberry.type
@@ -65,6 +75,9 @@ class Mutation:
     create_connection = _mutation(connections.create_connection)
     delete_connection = _mutation(connections.delete_connection)
     create_knowledge = _mutation(knowledge.create_knowledge)
+    configure_provider = _mutation(provider_settings.configure_provider)
+    test_provider_connection = _mutation(provider_settings.test_provider_connection)
+    rollback_provider = _mutation(provider_settings.rollback_provider)
 
 
 class OneSchema(strawberry.Schema):

@@ -6,6 +6,7 @@ per provider is active; saving a new one keeps the previous one, inactive, for r
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
 from providers.engine import Cond, Engine, Order, Where
@@ -33,11 +34,14 @@ class ProviderConfigs:
         provider: str,
         config: dict[str, Any],
         routes: list[str],
+        id: str | None = None,
+        duration_ms: float | None = None,
     ) -> ProviderConfig:
         """Make `config` the active one for `provider`; the thing types in `routes` now live
-        there. A type may be routed to one provider only."""
+        there. A type may be routed to one provider only. `id` is given when the config's
+        secrets were sealed to it before saving; `duration_ms` is how long the switch took."""
         saved = ProviderConfig(
-            id=new_local_id(),
+            id=id or new_local_id(),
             org_id=org_id,
             provider=provider,
             config=config,
@@ -67,9 +71,69 @@ class ProviderConfigs:
                 metadata={
                     "provider": provider,
                     "routes": saved.routes,
-                    "from": from_provider,
+                    "from": from_provider or "native",
                     "to": provider,
                     "config_id": saved.id,
+                    "duration_ms": duration_ms,
                 },
             )
         return saved
+
+    async def rollback(
+        self, org_id: str, provider: str, *, actor_ref: str | None
+    ) -> ProviderConfig:
+        """Back to the config `provider` had before the active one; the active one is kept,
+        inactive, so a rollback can itself be rolled back."""
+        async with self._engine.transaction() as tx:
+            where: Where = [Cond("org_id", "eq", org_id), Cond("provider", "eq", provider)]
+            history = [
+                ProviderConfig(**r)
+                for r in await tx.find(
+                    "provider_configs", where, order=Order("updated_at", descending=True)
+                )
+            ]
+            active = next((c for c in history if c.status == "active"), None)
+            previous = next((c for c in history if c.status == "inactive"), None)
+            if active is None or previous is None:
+                raise InvalidInputError(
+                    f"{provider} has no previous configuration to go back to", field="provider"
+                )
+            now = utcnow()
+            await tx.update(
+                "provider_configs", active.id, {"status": "inactive", "updated_at": now}
+            )
+            await tx.update(
+                "provider_configs", previous.id, {"status": "active", "updated_at": now}
+            )
+            await record_event(
+                tx,
+                org_id,
+                "settings_updated",
+                actor_ref=actor_ref,
+                target_ref=native_ref(Kind.ORGANIZATION, org_id),
+                metadata={
+                    "provider": provider,
+                    "rollback": True,
+                    "from_config": active.id,
+                    "to_config": previous.id,
+                    "routes": previous.routes,
+                },
+            )
+        return replace(previous, status="active", updated_at=now)
+
+    async def record_health(self, config: ProviderConfig, health: dict[str, Any]) -> None:
+        """Keep the last connection test on the config (no event: the caller writes one)."""
+        async with self._engine.transaction() as tx:
+            await tx.update("provider_configs", config.id, {"health": health})
+
+    async def every(self, *, active_only: bool) -> list[ProviderConfig]:
+        """Across every organization: for the gateway's own jobs (health checks, key
+        rotation), never for a request."""
+        where: Where = [Cond("status", "eq", "active")] if active_only else []
+        rows = await self._engine.find("provider_configs", where, order=Order("created_at"))
+        return [ProviderConfig(**r) for r in rows]
+
+    async def replace_config(self, config: ProviderConfig, values: dict[str, Any]) -> None:
+        """Store re-sealed values for the same config (key rotation): no event, no switch."""
+        async with self._engine.transaction() as tx:
+            await tx.update("provider_configs", config.id, {"config": values})

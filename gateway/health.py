@@ -1,0 +1,47 @@
+"""Connection checks of every active provider configuration, on an interval."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+from providers.configuration import test_connection
+from providers.errors import ProviderSecretError
+from providers.native import NativeStore
+from providers.registry import ProviderPool
+
+log = logging.getLogger("one.health")
+
+
+async def check_providers(store: NativeStore, pool: ProviderPool) -> int:
+    """One round: each active config tested and logged; returns how many were checked."""
+    configs = await store.provider_configs.every(active_only=True)
+    for config in configs:
+        try:
+            await test_connection(store, pool.get(config), config, None)
+        except ProviderSecretError as exc:
+            await store.provider_configs.record_health(
+                config, {"status": "offline", "response_ms": 0, "detail": exc.message}
+            )
+            await store.events.append(
+                config.org_id,
+                "security_alert",
+                actor_ref=None,
+                target_ref=f"org.native.{config.org_id}",
+                metadata={
+                    "provider": config.provider,
+                    "config_id": config.id,
+                    "reason": "sealed credentials did not open",
+                },
+            )
+    return len(configs)
+
+
+async def check_providers_every(seconds: float, store: NativeStore, pool: ProviderPool) -> None:
+    while True:
+        await asyncio.sleep(seconds)
+        try:
+            await check_providers(store, pool)
+        except Exception:
+            # A failed round must not end the loop: the next one may well succeed.
+            log.exception("provider health round failed")

@@ -1,0 +1,107 @@
+"""An organization's provider configuration: switch, test, roll back, all or nothing.
+
+One flow for every caller (the GraphQL mutations and the CLI): validate the config with the
+provider's schema, test the connection, seal the secret fields, then save and switch routing in
+one store transaction with its `settings_updated` event (never holding a secret). A failure at
+any step leaves the previous configuration in force.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import httpx
+from pydantic import SecretStr
+
+from providers.errors import ProviderError
+from providers.native import NativeStore
+from providers.provider import Health, Provider
+from providers.records import ProviderConfig, utcnow
+from providers.refs import new_local_id
+from providers.registry import factory, validate_config
+from providers.sealing import Sealer, sealing_context
+
+
+def secret_fields(provider: str) -> frozenset[str]:
+    """The config fields the provider's schema types as secrets (`SecretStr`)."""
+    model = factory(provider).config_model
+    return frozenset(
+        name
+        for name, field in model.model_fields.items()
+        if field.annotation is SecretStr or SecretStr in getattr(field.annotation, "__args__", ())
+    )
+
+
+def seal(provider: str, values: dict[str, Any], sealer: Sealer, context: bytes) -> dict[str, Any]:
+    secret = secret_fields(provider)
+    return {
+        k: sealer.seal(str(v), context=context) if k in secret and v is not None else v
+        for k, v in values.items()
+    }
+
+
+async def configure(
+    store: NativeStore,
+    client: httpx.AsyncClient,
+    sealer: Sealer,
+    *,
+    org_id: str,
+    actor_ref: str | None,
+    provider: str,
+    config: dict[str, Any],
+    routes: list[str],
+) -> tuple[ProviderConfig, Health]:
+    """Validate -> test the connection -> seal -> save and switch routing."""
+    started = time.perf_counter()
+    values = validate_config(provider, config, routes)
+    found = factory(provider)
+    instance: Provider = found.create(org_id, found.config_model.model_validate(values), client)
+    health = await instance.health()
+    if health.status != "online":
+        raise ProviderError(
+            f"{provider} connection test failed, nothing was saved: {health.detail}",
+            provider=provider,
+            retryable=False,
+        )
+    config_id = new_local_id()
+    sealed = seal(provider, values, sealer, sealing_context(org_id, config_id))
+    saved = await store.provider_configs.save(
+        org_id,
+        actor_ref=actor_ref,
+        provider=provider,
+        config=sealed,
+        routes=routes,
+        id=config_id,
+        duration_ms=round((time.perf_counter() - started) * 1000, 1),
+    )
+    await _record(store, saved, health, actor_ref)
+    return saved, health
+
+
+async def test_connection(
+    store: NativeStore, instance: Provider, config: ProviderConfig, actor_ref: str | None
+) -> Health:
+    """Check an active config's connection; logged as a `communication_event`."""
+    health = await instance.health()
+    await _record(store, config, health, actor_ref)
+    return health
+
+
+async def _record(
+    store: NativeStore, config: ProviderConfig, health: Health, actor_ref: str | None
+) -> None:
+    summary = {
+        "status": health.status,
+        "response_ms": round(health.response_ms, 1),
+        "detail": health.detail,
+        "at": utcnow().isoformat(),
+    }
+    await store.provider_configs.record_health(config, summary)
+    await store.events.append(
+        config.org_id,
+        "communication_event",
+        actor_ref=actor_ref,
+        target_ref=f"org.native.{config.org_id}",
+        metadata={"provider": config.provider, "config_id": config.id, **summary},
+    )
