@@ -135,6 +135,7 @@ EVENT_TYPES: frozenset[str] = frozenset(
         "knowledge_created",
         "settings_updated",
         "communication_event",
+        "security_alert",
     }
 )
 

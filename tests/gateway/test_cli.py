@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import json
 import os
 import socket
+import sqlite3
 import subprocess
 import sys
 import time
@@ -12,6 +14,11 @@ from pathlib import Path
 
 import httpx
 import pytest
+from starlette.testclient import TestClient
+
+from gateway.app import create_app
+from gateway.settings import load_settings
+from tests.wordpress import WordPress
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -110,3 +117,55 @@ def test_serve_demo_answers_over_real_http(server: tuple[str, str]) -> None:
         headers={"Authorization": f"Bearer {token}"},
     )
     assert response.json() == {"data": {"me": {"role": "ORG_OWNER"}, "things": {"totalCount": 9}}}
+
+
+def test_configure_provider_and_rotate_key(env: dict[str, str], wordpress: WordPress) -> None:
+    assert cli("seed-demo", env=env).returncode == 0
+    config = json.dumps(wordpress.config())
+    configured = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "gateway.cli",
+            "configure-provider",
+            "--org",
+            "acme",
+            "--provider",
+            "wordpress",
+            "--routes",
+            "blog_post,page",
+        ],
+        input=config,
+        env={**os.environ, **env},
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert configured.returncode == 0, configured.stderr
+    assert "wordpress now owns blog_post, page in acme" in configured.stdout
+    assert wordpress.application_password not in configured.stdout + configured.stderr
+
+    def sealed_kid() -> str:
+        database = sqlite3.connect(Path(env["ONE_DATA_DIR"]) / "one.db")
+        [(raw,)] = database.execute("SELECT config FROM provider_configs").fetchall()
+        database.close()
+        assert wordpress.application_password not in raw
+        return str(json.loads(raw)["application_password"]["kid"])
+
+    before = sealed_kid()
+    rotated = cli("rotate-key", env=env)
+    assert rotated.returncode == 0 and "re-sealed 1 provider configuration" in rotated.stdout
+    after = sealed_kid()
+    assert after != before and after in rotated.stdout
+    keys = json.loads((Path(env["ONE_DATA_DIR"]) / "encryption-keys.json").read_text())["keys"]
+    assert len(keys) == 2  # the old key stays, for anything a running gateway still holds
+    settings = load_settings(data_dir=Path(env["ONE_DATA_DIR"]))
+    with TestClient(create_app(settings)) as client:
+        token = cli("token", "--org", "acme", env=env).stdout.strip()
+        body = client.post(
+            "/graphql",
+            json={"query": '{ things(type: "blog_post") { totalCount } }'},
+            headers={"Authorization": f"Bearer {token}"},
+        ).json()
+    assert body["data"]["things"]["totalCount"] >= 60
