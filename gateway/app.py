@@ -76,7 +76,9 @@ class OneGraphQL(GraphQL[Context, None]):
         await response(scope, receive, send)
 
     async def get_context(self, request: Request | WebSocket, response: Any) -> Context:
-        actor = await self.auth.authenticate(request.headers.get("authorization"), self.store)
+        actor = await self.auth.authenticate(
+            request.headers.get("authorization"), self.store, request.headers.get("x-api-key")
+        )
         return Context(
             store=self.store,
             providers=self.providers,

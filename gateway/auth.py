@@ -9,11 +9,13 @@ import jwt
 
 from providers.errors import OneError, UnauthenticatedError
 from providers.native import NativeStore
+from providers.native.api_keys import looks_like_key
 from providers.records import Role
 from resolvers.context import Actor
 
 _ALGORITHM = "HS256"
 _REQUIRED_CLAIMS = ["exp", "iat", "iss", "aud", "sub", "org"]
+TOUCH_EVERY = 60.0  # seconds between writes of a key's last_used_at
 
 
 class Authenticator:
@@ -30,6 +32,7 @@ class Authenticator:
         self._issuer = issuer
         self._audience = audience
         self._ttl = ttl_seconds
+        self._touched: dict[str, float] = {}  # key id -> when its last_used_at was written
 
     def issue(
         self, *, person_id: str, org_id: str, role: Role, ttl_seconds: int | None = None
@@ -61,19 +64,27 @@ class Authenticator:
         except jwt.InvalidTokenError:
             raise UnauthenticatedError("the token is not valid") from None
 
-    async def authenticate(self, authorization: str | None, store: NativeStore) -> Actor | OneError:
-        """The actor of an `Authorization` header, or the error that says why there is none.
+    async def authenticate(
+        self, authorization: str | None, store: NativeStore, api_key: str | None = None
+    ) -> Actor | OneError:
+        """The actor of a request's credentials, or the error that says why there is none.
 
-        The role is the one the person holds now, not the one in the token: a member who
-        was removed or demoted loses access with their next request.
+        A JWT's role is the one the person holds now, not the one in the token: a member who
+        was removed or demoted loses access with their next request. A partner's API key
+        (`X-API-Key`, or a Bearer value that is a key) acts with the key's organization and
+        role until it is revoked.
         """
+        if api_key:
+            return await self._key_actor(api_key.strip(), store)
         if not authorization:
             return UnauthenticatedError(
-                "authentication required: send 'Authorization: Bearer <token>'"
+                "authentication required: send 'Authorization: Bearer <token>' or 'X-API-Key'"
             )
         scheme, _, token = authorization.partition(" ")
         if scheme.lower() != "bearer" or not token.strip():
             return UnauthenticatedError("the Authorization header must be 'Bearer <token>'")
+        if looks_like_key(token.strip()):
+            return await self._key_actor(token.strip(), store)
         try:
             claims = self.verify(token.strip())
         except UnauthenticatedError as exc:
@@ -83,3 +94,13 @@ class Authenticator:
         if membership is None:
             return UnauthenticatedError("the token's person is not a member of its organization")
         return Actor(org_id=org_id, role=membership.role, person_id=person_id)
+
+    async def _key_actor(self, secret: str, store: NativeStore) -> Actor | OneError:
+        key = await store.api_keys.find(secret) if looks_like_key(secret) else None
+        if key is None:
+            return UnauthenticatedError("the API key is not valid, or was revoked")
+        now = time.monotonic()
+        if now - self._touched.get(key.id, -TOUCH_EVERY) >= TOUCH_EVERY:
+            self._touched[key.id] = now
+            await store.api_keys.touch(key)
+        return Actor(org_id=key.org_id, role=key.role, person_id=None, api_key_id=key.id)

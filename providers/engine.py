@@ -147,6 +147,23 @@ TABLES: dict[str, Table] = {
             },
             indexes=(("org_id", "status"),),
         ),
+        Table(
+            "api_keys",
+            {
+                "id": "text",
+                "org_id": "text",
+                "name": "text",
+                "role": "text",
+                "prefix": "text",
+                "key_hash": "text",
+                "created_by": "text",
+                "created_at": "datetime",
+                "last_used_at": "datetime",
+                "revoked_at": "datetime",
+            },
+            indexes=(("org_id", "created_at"),),
+            unique=("key_hash",),
+        ),
     )
 }
 

@@ -136,6 +136,8 @@ EVENT_TYPES: frozenset[str] = frozenset(
         "settings_updated",
         "communication_event",
         "security_alert",
+        "api_key_created",
+        "api_key_revoked",
     }
 )
 
@@ -266,3 +268,19 @@ class ProviderConfig:
     created_at: datetime = field(default_factory=utcnow)
     updated_at: datetime = field(default_factory=utcnow)
     health: JSONObject | None = None  # the last connection test: status, response_ms, at
+
+
+@dataclass(frozen=True, slots=True)
+class ApiKey:
+    """A partner's key: one organization, one role. Only a hash of the key is ever stored."""
+
+    id: str
+    org_id: str
+    name: str
+    role: Role
+    prefix: str  # the first characters, so people can tell their keys apart
+    key_hash: str
+    created_by: str | None = None
+    created_at: datetime = field(default_factory=utcnow)
+    last_used_at: datetime | None = None
+    revoked_at: datetime | None = None

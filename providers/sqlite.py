@@ -25,7 +25,7 @@ from providers.engine import TABLES, AnyOf, Cond, Order, Row, Table, Where, conf
 T = TypeVar("T")
 
 _SQL_OPS = {"eq": "=", "lt": "<", "le": "<=", "gt": ">", "ge": ">="}
-_SCHEMA_VERSION = 3  # 2: provider_configs; 3: provider_configs.health
+_SCHEMA_VERSION = 4  # 2: provider_configs; 3: provider_configs.health; 4: api_keys
 
 
 def _encode(table: Table, row: Row) -> dict[str, Any]:

@@ -24,6 +24,7 @@ class Actor:
     org_id: str
     role: Role
     person_id: str | None = None
+    api_key_id: str | None = None  # set when a partner's key, not a person, is acting
 
     @property
     def ref(self) -> str | None:

@@ -14,9 +14,10 @@ from strawberry import UNSET
 from strawberry.scalars import JSON
 
 from providers.errors import ForbiddenError, NotFoundError
-from providers.records import Kind, Role
+from providers.records import Kind
 from providers.records import Organization as OrganizationRecord
 from resolvers.context import Info
+from resolvers.enums import Role
 from resolvers.ids import global_id, parse_id
 from resolvers.node import Node
 from resolvers.people import Membership, Person

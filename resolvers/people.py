@@ -7,17 +7,16 @@ from typing import TYPE_CHECKING, Annotated
 
 import strawberry
 
-from providers.records import Kind, Role
+from providers.records import Kind
 from providers.records import Membership as MembershipRecord
 from providers.records import Person as PersonRecord
 from resolvers.context import Info
+from resolvers.enums import Role
 from resolvers.ids import global_id
 from resolvers.node import Node
 
 if TYPE_CHECKING:
     from resolvers.organizations import Organization
-
-strawberry.enum(Role, description="A member's role in an organization.")
 
 
 @strawberry.type(description="A person's membership in an organization.")

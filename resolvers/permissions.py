@@ -17,6 +17,7 @@ class Action(enum.StrEnum):
     MANAGE_ORGANIZATIONS = "manage_organizations"
     MANAGE_PROVIDERS = "manage_providers"
     SEE_PROVIDER_HEALTH = "see_provider_health"
+    MANAGE_API_KEYS = "manage_api_keys"
 
 
 _ALLOWED: dict[Action, frozenset[Role]] = {
@@ -27,6 +28,7 @@ _ALLOWED: dict[Action, frozenset[Role]] = {
     Action.MANAGE_ORGANIZATIONS: frozenset({Role.PLATFORM_OWNER, Role.ORG_OWNER}),
     Action.MANAGE_PROVIDERS: frozenset({Role.PLATFORM_OWNER, Role.ORG_OWNER}),
     Action.SEE_PROVIDER_HEALTH: frozenset({Role.PLATFORM_OWNER, Role.ORG_OWNER}),
+    Action.MANAGE_API_KEYS: frozenset({Role.PLATFORM_OWNER, Role.ORG_OWNER}),
 }
 
 

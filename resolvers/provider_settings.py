@@ -12,9 +12,10 @@ from strawberry.scalars import JSON
 
 from providers import configuration
 from providers.errors import ForbiddenError, InvalidInputError, NotFoundError
-from providers.records import Kind, ProviderConfig, Role
+from providers.records import Kind, ProviderConfig
 from providers.registry import factory
 from resolvers.context import Actor, Info
+from resolvers.enums import Role
 from resolvers.ids import parse_id
 from resolvers.permissions import Action, require
 

@@ -18,6 +18,7 @@ from strawberry.extensions import (
 from strawberry.types.execution import ExecutionContext
 
 from resolvers import (
+    api_keys,
     connections,
     events,
     knowledge,
@@ -62,6 +63,7 @@ class Query:
     events = _query(events.events)
     knowledge_search = _query(knowledge.knowledge_search)
     providers = _query(provider_settings.providers)
+    api_keys = _query(api_keys.api_keys)
 
 
 @strawberry.type
@@ -78,6 +80,8 @@ class Mutation:
     configure_provider = _mutation(provider_settings.configure_provider)
     test_provider_connection = _mutation(provider_settings.test_provider_connection)
     rollback_provider = _mutation(provider_settings.rollback_provider)
+    create_api_key = _mutation(api_keys.create_api_key)
+    revoke_api_key = _mutation(api_keys.revoke_api_key)
 
 
 class OneSchema(strawberry.Schema):

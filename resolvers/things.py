@@ -14,11 +14,12 @@ from providers.errors import NotFoundError
 from providers.native import ThingQuery
 from providers.native.rows import page_size
 from providers.provider import ListQuery
-from providers.records import Kind, Page, ThingStatus
+from providers.records import Kind, Page
 from providers.records import Thing as ThingRecord
 from providers.refs import Ref
 from resolvers.connections import Connection, ConnectionDirection, connections_of
 from resolvers.context import Info
+from resolvers.enums import ThingStatus
 from resolvers.events import Event, PageInfo
 from resolvers.ids import parse_id
 from resolvers.knowledge import Knowledge
@@ -26,8 +27,6 @@ from resolvers.node import Node
 from resolvers.organizations import Organization
 from resolvers.people import Person
 from resolvers.permissions import Action, require
-
-strawberry.enum(ThingStatus, description="draft -> active -> published -> archived (final).")
 
 
 @strawberry.interface(description="An entity of the ontology, from whichever provider owns it.")

@@ -8,6 +8,7 @@ together with its ontology event.
 from __future__ import annotations
 
 from providers.engine import Engine
+from providers.native.api_keys import ApiKeys
 from providers.native.connections import Connections, Direction
 from providers.native.events import EventQuery, Events
 from providers.native.knowledge import KnowledgeBase
@@ -45,6 +46,7 @@ class NativeStore:
         self.events = Events(engine)
         self.knowledge = KnowledgeBase(engine)
         self.provider_configs = ProviderConfigs(engine)
+        self.api_keys = ApiKeys(engine)
 
     async def start(self) -> None:
         await self.engine.start()

@@ -1,0 +1,13 @@
+"""The data layer's enums, registered once with Strawberry (every module that uses them in a
+type imports them from here, so registration cannot depend on import order)."""
+
+from __future__ import annotations
+
+import strawberry
+
+from providers.records import Role, ThingStatus
+
+strawberry.enum(Role, description="A member's role in an organization.")
+strawberry.enum(ThingStatus, description="draft -> active -> published -> archived (final).")
+
+__all__ = ["Role", "ThingStatus"]
