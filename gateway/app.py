@@ -97,6 +97,8 @@ def create_app(settings: Settings | None = None, *, store: NativeStore | None = 
         issuer=settings.jwt_issuer,
         audience=settings.jwt_audience,
         ttl_seconds=settings.token_ttl_seconds,
+        jwks_url=settings.jwks_url,
+        jwks_cooldown_seconds=settings.jwks_cooldown_seconds,
     )
     metrics = Metrics(store)
     # One client for every upstream call: pooled connections, and timeouts per provider.

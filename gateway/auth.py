@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 from typing import Any
 
@@ -14,6 +15,8 @@ from providers.records import Role
 from resolvers.context import Actor
 
 _ALGORITHM = "HS256"
+# Each algorithm only with keys of its own kind: a public key is never taken as an HMAC secret.
+_JWKS_ALGORITHMS = ("RS256", "ES256")
 _REQUIRED_CLAIMS = ["exp", "iat", "iss", "aud", "sub", "org"]
 TOUCH_EVERY = 60.0  # seconds between writes of a key's last_used_at
 
@@ -27,8 +30,26 @@ class Authenticator:
         actor_or_error = await auth.authenticate(f"Bearer {token}", store)
     """
 
-    def __init__(self, secret: str, *, issuer: str, audience: str, ttl_seconds: int) -> None:
+    def __init__(
+        self,
+        secret: str,
+        *,
+        issuer: str,
+        audience: str,
+        ttl_seconds: int,
+        jwks_url: str | None = None,
+        jwks_cooldown_seconds: float = 30.0,
+    ) -> None:
         self._secret = secret
+        # Keys cached for 5 minutes; a token with an unknown `kid` makes it fetch them again,
+        # at most once per cooldown, so a flood of made-up kids cannot make it hammer the IdP.
+        self._jwks = (
+            jwt.PyJWKClient(
+                jwks_url, cache_keys=True, lifespan=300, cooldown_duration=jwks_cooldown_seconds
+            )
+            if jwks_url
+            else None
+        )
         self._issuer = issuer
         self._audience = audience
         self._ttl = ttl_seconds
@@ -49,19 +70,29 @@ class Authenticator:
         }
         return jwt.encode(claims, self._secret, algorithm=_ALGORITHM)
 
-    def verify(self, token: str) -> dict[str, Any]:
+    async def verify(self, token: str) -> dict[str, Any]:
+        """The claims of a valid token: HS256 with our secret, or RS256/ES256 with a key from
+        the JWKS URL (when one is configured)."""
         try:
+            algorithm = jwt.get_unverified_header(token).get("alg")
+            key: Any = self._secret
+            if algorithm in _JWKS_ALGORITHMS and self._jwks is not None:
+                # The fetch is blocking (urllib): keep it off the event loop.
+                signing = await asyncio.to_thread(self._jwks.get_signing_key_from_jwt, token)
+                key = signing.key
+            elif algorithm != _ALGORITHM:
+                raise jwt.InvalidAlgorithmError(f"{algorithm} tokens are not accepted")
             return jwt.decode(
                 token,
-                self._secret,
-                algorithms=[_ALGORITHM],
+                key,
+                algorithms=[algorithm],
                 issuer=self._issuer,
                 audience=self._audience,
                 options={"require": _REQUIRED_CLAIMS},
             )
         except jwt.ExpiredSignatureError:
             raise UnauthenticatedError("the token has expired") from None
-        except jwt.InvalidTokenError:
+        except (jwt.InvalidTokenError, jwt.PyJWKClientError):
             raise UnauthenticatedError("the token is not valid") from None
 
     async def authenticate(
@@ -86,7 +117,7 @@ class Authenticator:
         if looks_like_key(token.strip()):
             return await self._key_actor(token.strip(), store)
         try:
-            claims = self.verify(token.strip())
+            claims = await self.verify(token.strip())
         except UnauthenticatedError as exc:
             return exc
         person_id, org_id = str(claims["sub"]), str(claims["org"])

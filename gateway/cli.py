@@ -30,6 +30,8 @@ def _authenticator(settings: Settings) -> Authenticator:
         issuer=settings.jwt_issuer,
         audience=settings.jwt_audience,
         ttl_seconds=settings.token_ttl_seconds,
+        jwks_url=settings.jwks_url,
+        jwks_cooldown_seconds=settings.jwks_cooldown_seconds,
     )
 
 

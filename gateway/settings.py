@@ -22,6 +22,8 @@ class Settings(BaseSettings):
     data_dir: Path = Path(".one")
     mongodb_uri: SecretStr | None = None
     jwt_secret: SecretStr | None = None
+    jwks_url: str | None = None  # RS256/ES256 tokens from an identity provider
+    jwks_cooldown_seconds: float = Field(default=30.0, ge=0)  # between refetches on unknown kid
     jwt_issuer: str = "one-gateway"
     jwt_audience: str = "one-gateway"
     token_ttl_seconds: int = Field(default=12 * 3600, ge=60, le=30 * 24 * 3600)
