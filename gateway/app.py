@@ -22,12 +22,14 @@ from strawberry.asgi import GraphQL
 from gateway.auth import Authenticator
 from gateway.crypto import KeyRing
 from gateway.health import check_providers_every
+from gateway.limits import DailyCalls
 from gateway.metrics import Metrics, MetricsMiddleware
 from gateway.settings import Settings, load_settings
 from gateway.store import open_store
+from providers.errors import OneError, QuotaExceededError
 from providers.native import NativeStore
 from providers.registry import ProviderPool
-from resolvers.context import Context
+from resolvers.context import Actor, Context
 from resolvers.schema import schema
 
 log = logging.getLogger("one.gateway")
@@ -51,6 +53,7 @@ class OneGraphQL(GraphQL[Context, None]):
         self.store = store
         self.auth = auth
         self.providers = providers
+        self.calls = DailyCalls(store)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -76,10 +79,16 @@ class OneGraphQL(GraphQL[Context, None]):
         await response(scope, receive, send)
 
     async def get_context(self, request: Request | WebSocket, response: Any) -> Context:
-        actor = await self.auth.authenticate(
+        actor: Actor | OneError = await self.auth.authenticate(
             request.headers.get("authorization"), self.store, request.headers.get("x-api-key")
         )
+        if isinstance(actor, Actor):
+            try:
+                await self.calls.count(actor.org_id)
+            except QuotaExceededError as exc:
+                actor = exc  # every field of this request answers QUOTA_EXCEEDED
         return Context(
+            api_calls_today=self.calls.today,
             store=self.store,
             providers=self.providers,
             actor_or_error=actor,

@@ -54,6 +54,10 @@ class ConflictError(OneError):
     code = "CONFLICT"
 
 
+class QuotaExceededError(OneError):
+    code = "QUOTA_EXCEEDED"
+
+
 class ProviderError(OneError):
     code = "PROVIDER_ERROR"
     default_retryable: ClassVar[bool] = False

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Any
@@ -44,6 +45,7 @@ class Context:
     )
     request: Any = None
     response: Any = None
+    api_calls_today: Callable[[str], int] = field(default=lambda org_id: 0)
 
     @property
     def actor(self) -> Actor:

@@ -46,6 +46,7 @@ async def _require_member(info: Info, org_id: str, what: str) -> None:
 class Usage:
     things: int
     members: int
+    api_calls_today: int = strawberry.field(description="Counted by this gateway process (UTC).")
 
 
 @strawberry.type(description="A tenant: owns its people, things, connections, events, knowledge.")
@@ -85,6 +86,7 @@ class Organization(Node):
         return Usage(
             things=await store.things.count(self.record.id),
             members=await store.people.count_members(self.record.id),
+            api_calls_today=info.context.api_calls_today(self.record.id),
         )
 
     @classmethod

@@ -9,7 +9,7 @@ from providers.engine import Cond, Engine, Order, Row, Transaction, Where
 from providers.errors import InvalidInputError, NotFoundError
 from providers.native.events import record_event
 from providers.native.rows import in_order, to_row
-from providers.native.scope import membership_where, valid_at
+from providers.native.scope import membership_where, require_quota, valid_at
 from providers.records import Connection, Kind, Membership, Person, Role, utcnow
 from providers.refs import Ref, native_ref, new_local_id
 
@@ -94,6 +94,9 @@ async def join(
     where = [*membership_where(org_id, utcnow()), Cond("from_ref", "eq", person_ref)]
     if await tx.find("connections", where, limit=1):
         raise InvalidInputError("this person is already a member", field="email")
+    await require_quota(
+        tx, org_id, "members", await tx.count("connections", membership_where(org_id, utcnow()))
+    )
     edge = Connection(
         id=new_local_id(),
         org_id=org_id,

@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 
 from providers.engine import AnyOf, Cond, Reader, Where
+from providers.errors import QuotaExceededError
 from providers.records import Kind
 from providers.refs import Ref, native_ref
 
@@ -42,3 +43,20 @@ async def exists_in_org(reader: Reader, org_id: str, ref: Ref, at: datetime) -> 
         return bool(await reader.find("connections", where, limit=1))
     where = [Cond("org_id", "eq", org_id), Cond("id", "eq", ref.local_id)]
     return bool(await reader.find(_TABLES[ref.kind], where, limit=1))
+
+
+async def require_quota(reader: Reader, org_id: str, quota: str, used: int) -> None:
+    """Refuse one more of `quota` ("things", "members") when `used` is at the plan's limit.
+    Called inside the write's transaction, so two writers cannot both take the last one."""
+    rows = await reader.find("organizations", [Cond("id", "eq", org_id)], limit=1)
+    if not rows:
+        return
+    limit = (rows[0].get("limits") or {}).get(quota)
+    if isinstance(limit, int) and used >= limit:
+        raise QuotaExceededError(
+            f"the {rows[0].get('plan', 'current')} plan allows {limit} {quota}; "
+            f"this organization has {used}",
+            quota=quota,
+            limit=limit,
+            used=used,
+        )

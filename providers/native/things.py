@@ -19,6 +19,7 @@ from providers.native.rows import (
     to_row,
     to_thing,
 )
+from providers.native.scope import require_quota
 from providers.records import (
     STATUS_TRANSITIONS,
     Connection,
@@ -95,6 +96,8 @@ class Things:
         )
         thing_ref = native_ref(Kind.THING, thing.id)
         async with self._engine.transaction() as tx:
+            used = await tx.count("things", [Cond("org_id", "eq", org_id)])
+            await require_quota(tx, org_id, "things", used)
             await tx.insert("things", to_row(thing))
             if actor_ref is not None and actor_ref.startswith(f"{Kind.PERSON.value}."):
                 owns = Connection(
