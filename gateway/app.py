@@ -6,7 +6,7 @@ import asyncio
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from typing import Any
+from typing import Any, cast
 
 import httpx
 from cross_web import HTTPException
@@ -17,7 +17,10 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route, WebSocketRoute
 from starlette.types import Message, Receive, Scope, Send
 from starlette.websockets import WebSocket
+from strawberry import UNSET
 from strawberry.asgi import GraphQL
+from strawberry.exceptions import ConnectionRejectionError
+from strawberry.types.unset import UnsetType
 
 from gateway.auth import Authenticator
 from gateway.crypto import KeyRing
@@ -78,15 +81,34 @@ class OneGraphQL(GraphQL[Context, None]):
             response = JSONResponse({"errors": [error]}, status_code=exc.status_code)
         await response(scope, receive, send)
 
-    async def get_context(self, request: Request | WebSocket, response: Any) -> Context:
-        actor: Actor | OneError = await self.auth.authenticate(
-            request.headers.get("authorization"), self.store, request.headers.get("x-api-key")
-        )
+    async def on_ws_connect(self, context: Context) -> UnsetType | dict[str, object] | None:
+        """WebSockets authenticate in `connection_init`, as HTTP does in headers (browsers
+        cannot set headers on a WebSocket): `{"Authorization": "Bearer ..."}` or
+        `{"X-API-Key": "..."}`. Refused: closed with 4403."""
+        params = {
+            k.lower(): v for k, v in (context.connection_params or {}).items() if isinstance(v, str)
+        }
+        if params:
+            context.actor_or_error = await self._actor(
+                params.get("authorization"), params.get("x-api-key")
+            )
+        if isinstance(context.actor_or_error, OneError):
+            raise ConnectionRejectionError({"message": context.actor_or_error.message})
+        return cast(UnsetType, UNSET)
+
+    async def _actor(self, authorization: str | None, api_key: str | None) -> Actor | OneError:
+        actor = await self.auth.authenticate(authorization, self.store, api_key)
         if isinstance(actor, Actor):
             try:
                 await self.calls.count(actor.org_id)
             except QuotaExceededError as exc:
-                actor = exc  # every field of this request answers QUOTA_EXCEEDED
+                return exc  # every field of this request answers QUOTA_EXCEEDED
+        return actor
+
+    async def get_context(self, request: Request | WebSocket, response: Any) -> Context:
+        actor = await self._actor(
+            request.headers.get("authorization"), request.headers.get("x-api-key")
+        )
         return Context(
             api_calls_today=self.calls.today,
             store=self.store,

@@ -46,6 +46,7 @@ class Context:
     request: Any = None
     response: Any = None
     api_calls_today: Callable[[str], int] = field(default=lambda org_id: 0)
+    connection_params: dict[str, Any] | None = None  # a WebSocket's connection_init payload
 
     @property
     def actor(self) -> Actor:
