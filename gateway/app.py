@@ -6,6 +6,7 @@ import asyncio
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from dataclasses import replace
 from typing import Any, cast
 
 import httpx
@@ -29,8 +30,10 @@ from gateway.limits import DailyCalls
 from gateway.metrics import Metrics, MetricsMiddleware
 from gateway.settings import Settings, load_settings
 from gateway.store import open_store
-from providers.errors import OneError, QuotaExceededError
+from providers.errors import ForbiddenError, NotFoundError, OneError, QuotaExceededError
 from providers.native import NativeStore
+from providers.records import Kind, Role
+from providers.refs import Ref
 from providers.registry import ProviderPool
 from resolvers.context import Actor, Context
 from resolvers.schema import schema
@@ -90,14 +93,20 @@ class OneGraphQL(GraphQL[Context, None]):
         }
         if params:
             context.actor_or_error = await self._actor(
-                params.get("authorization"), params.get("x-api-key")
+                params.get("authorization"),
+                params.get("x-api-key"),
+                params.get("x-one-organization"),
             )
         if isinstance(context.actor_or_error, OneError):
             raise ConnectionRejectionError({"message": context.actor_or_error.message})
         return cast(UnsetType, UNSET)
 
-    async def _actor(self, authorization: str | None, api_key: str | None) -> Actor | OneError:
+    async def _actor(
+        self, authorization: str | None, api_key: str | None, acting_for: str | None = None
+    ) -> Actor | OneError:
         actor = await self.auth.authenticate(authorization, self.store, api_key)
+        if isinstance(actor, Actor) and acting_for:
+            actor = await self._acting_for(actor, acting_for)
         if isinstance(actor, Actor):
             try:
                 await self.calls.count(actor.org_id)
@@ -105,9 +114,27 @@ class OneGraphQL(GraphQL[Context, None]):
                 return exc  # every field of this request answers QUOTA_EXCEEDED
         return actor
 
+    async def _acting_for(self, actor: Actor, organization: str) -> Actor | OneError:
+        """A platform owner acts in another organization by naming it in
+        `X-One-Organization` (its id); nobody else may."""
+        try:
+            org_id = Ref.parse(organization, expect=Kind.ORGANIZATION).local_id
+        except OneError as exc:
+            return exc
+        if org_id == actor.org_id:
+            return actor
+        if actor.role is not Role.PLATFORM_OWNER:
+            return ForbiddenError("only a platform owner may act for another organization")
+        if (await self.store.organizations.get_many([org_id]))[0] is None:
+            return NotFoundError("X-One-Organization names no organization")
+        return replace(actor, org_id=org_id)
+
     async def get_context(self, request: Request | WebSocket, response: Any) -> Context:
+        headers = request.headers
         actor = await self._actor(
-            request.headers.get("authorization"), request.headers.get("x-api-key")
+            headers.get("authorization"),
+            headers.get("x-api-key"),
+            headers.get("x-one-organization"),
         )
         return Context(
             api_calls_today=self.calls.today,

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import time
+from typing import Any
 
 import jwt
 import pytest
 
+from providers.records import Role
 from tests.conftest import JWT_SECRET, Api
 
 
@@ -152,3 +154,31 @@ def test_health_readiness_and_metrics(api: Api) -> None:
     metrics = api.client.get("/metrics").text
     assert 'one_http_requests_total{route="/graphql",status="200"}' in metrics
     assert 'one_store_queries_total{engine="sqlite"}' in metrics
+
+
+def _as(api: Api, role: Role, organization: str, query: str) -> dict[str, Any]:
+    headers = {
+        "Authorization": f"Bearer {api.token('acme', role)}",
+        "X-One-Organization": organization,
+    }
+    body: dict[str, Any] = api.client.post(
+        "/graphql", json={"query": query}, headers=headers
+    ).json()
+    return body
+
+
+def test_a_platform_owner_acts_for_another_organization(api: Api) -> None:
+    globex = api.data("{ organization { id } }", org="globex")["organization"]["id"]
+    query = "{ me { role organization { slug } } things { totalCount } }"
+    body = _as(api, Role.PLATFORM_OWNER, globex, query)
+    assert body["data"] == {
+        "me": {"role": "PLATFORM_OWNER", "organization": {"slug": "globex"}},
+        "things": {"totalCount": 3},
+    }
+    for role in (Role.ORG_OWNER, Role.ORG_USER, Role.CUSTOMER):
+        assert _as(api, role, globex, query)["errors"][0]["extensions"]["code"] == "FORBIDDEN"
+    acme = api.data("{ organization { id } }")["organization"]["id"]
+    assert _as(api, Role.ORG_USER, acme, "{ me { role } }")["data"]["me"]["role"] == "ORG_USER"
+    bad = _as(api, Role.PLATFORM_OWNER, "nonsense", query)["errors"][0]["extensions"]["code"]
+    missing = _as(api, Role.PLATFORM_OWNER, "org.native.0123456789abcdef", query)
+    assert bad == "BAD_USER_INPUT" and missing["errors"][0]["extensions"]["code"] == "NOT_FOUND"
