@@ -23,7 +23,7 @@ from strawberry.asgi import GraphQL
 from strawberry.exceptions import ConnectionRejectionError
 from strawberry.types.unset import UnsetType
 
-from gateway.auth import Authenticator
+from gateway.auth import Authenticator, authenticator
 from gateway.crypto import KeyRing
 from gateway.health import check_providers_every
 from gateway.limits import DailyCalls
@@ -150,14 +150,7 @@ def create_app(settings: Settings | None = None, *, store: NativeStore | None = 
     """The gateway as an ASGI app; the store opens and closes with the app's lifespan."""
     settings = settings or load_settings()
     store = store or open_store(settings)
-    auth = Authenticator(
-        settings.jwt_secret_value(),
-        issuer=settings.jwt_issuer,
-        audience=settings.jwt_audience,
-        ttl_seconds=settings.token_ttl_seconds,
-        jwks_url=settings.jwks_url,
-        jwks_cooldown_seconds=settings.jwks_cooldown_seconds,
-    )
+    auth = authenticator(settings)
     metrics = Metrics(store)
     # One client for every upstream call: pooled connections, and timeouts per provider.
     http = httpx.AsyncClient(
@@ -165,10 +158,7 @@ def create_app(settings: Settings | None = None, *, store: NativeStore | None = 
         timeout=httpx.Timeout(10.0),
         headers={"User-Agent": "one-gateway"},
     )
-    keyring = KeyRing.from_settings(
-        settings.encryption_key.get_secret_value() if settings.encryption_key else None,
-        settings.data_dir,
-    )
+    keyring = KeyRing.from_settings(settings)
     providers = ProviderPool(http, keyring)
     graphql = OneGraphQL(store, auth, providers)
 

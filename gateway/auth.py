@@ -8,6 +8,7 @@ from typing import Any
 
 import jwt
 
+from gateway.settings import Settings
 from providers.errors import OneError, UnauthenticatedError
 from providers.native import NativeStore
 from providers.native.api_keys import looks_like_key
@@ -135,3 +136,15 @@ class Authenticator:
             self._touched[key.id] = now
             await store.api_keys.touch(key)
         return Actor(org_id=key.org_id, role=key.role, person_id=None, api_key_id=key.id)
+
+
+def authenticator(settings: Settings) -> Authenticator:
+    """The authenticator the settings describe."""
+    return Authenticator(
+        settings.jwt_secret_value(),
+        issuer=settings.jwt_issuer,
+        audience=settings.jwt_audience,
+        ttl_seconds=settings.token_ttl_seconds,
+        jwks_url=settings.jwks_url,
+        jwks_cooldown_seconds=settings.jwks_cooldown_seconds,
+    )

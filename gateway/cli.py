@@ -12,7 +12,7 @@ from pathlib import Path
 
 import httpx
 
-from gateway.auth import Authenticator
+from gateway.auth import authenticator
 from gateway.crypto import KeyRing
 from gateway.demo import seed_demo
 from gateway.settings import Settings, SettingsError, load_settings
@@ -22,17 +22,6 @@ from providers.errors import OneError
 from providers.native import NativeStore
 from providers.records import Role
 from providers.sealing import SealError, sealing_context, unseal_config
-
-
-def _authenticator(settings: Settings) -> Authenticator:
-    return Authenticator(
-        settings.jwt_secret_value(),
-        issuer=settings.jwt_issuer,
-        audience=settings.jwt_audience,
-        ttl_seconds=settings.token_ttl_seconds,
-        jwks_url=settings.jwks_url,
-        jwks_cooldown_seconds=settings.jwks_cooldown_seconds,
-    )
 
 
 async def _issue_token(
@@ -51,7 +40,7 @@ async def _issue_token(
         if not members:
             raise OneError(f"'{org_slug}' has no member with role {role.value}")
         membership = members[0]
-    return _authenticator(settings).issue(
+    return authenticator(settings).issue(
         person_id=membership.person_id, org_id=org.id, role=membership.role
     )
 
@@ -79,11 +68,6 @@ async def _token(settings: Settings, org: str, role: Role, email: str | None) ->
         await store.close()
 
 
-def _keyring(settings: Settings) -> KeyRing:
-    configured = settings.encryption_key.get_secret_value() if settings.encryption_key else None
-    return KeyRing.from_settings(configured, settings.data_dir)
-
-
 async def _configure(
     settings: Settings, org_slug: str, provider: str, routes: list[str], config: str
 ) -> str:
@@ -103,7 +87,7 @@ async def _configure(
             saved, health = await configure(
                 store,
                 client,
-                _keyring(settings),
+                KeyRing.from_settings(settings),
                 org_id=org.id,
                 actor_ref=None,
                 provider=provider,
@@ -121,7 +105,7 @@ async def _configure(
 async def _rotate_key(settings: Settings) -> str:
     """A new current key, and every sealed secret (active or kept for rollback) re-sealed
     under it. Running gateways pick the new key up from the keyring file when they meet it."""
-    keyring = _keyring(settings)
+    keyring = KeyRing.from_settings(settings)
     store = open_store(settings)
     await store.start()
     try:

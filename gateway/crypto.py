@@ -21,6 +21,7 @@ from pathlib import Path
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
+from gateway.settings import Settings
 from providers.sealing import Sealed, SealError
 
 KEY_BYTES = 32
@@ -59,10 +60,11 @@ class KeyRing:
         self.current = key_id(keys[-1])
 
     @classmethod
-    def from_settings(cls, configured: str | None, data_dir: Path) -> KeyRing:
-        if configured:
-            return cls([parse_key(configured)])
-        path = data_dir / "encryption-keys.json"
+    def from_settings(cls, settings: Settings) -> KeyRing:
+        """`ONE_ENCRYPTION_KEY`, or the keyring file under `ONE_DATA_DIR` (made once)."""
+        if settings.encryption_key is not None:
+            return cls([parse_key(settings.encryption_key.get_secret_value())])
+        path = settings.data_dir / "encryption-keys.json"
         if not path.exists():
             write_keys(path, [secrets.token_bytes(KEY_BYTES)])
         return cls(read_keys(path), path)

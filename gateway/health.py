@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 
-from providers.configuration import test_connection
+from providers.configuration import record_unreadable, test_connection
 from providers.errors import ProviderSecretError
 from providers.native import NativeStore
 from providers.registry import ProviderPool
@@ -23,17 +23,7 @@ async def check_providers(store: NativeStore, pool: ProviderPool) -> int:
             await store.provider_configs.record_health(
                 config, {"status": "offline", "response_ms": 0, "detail": exc.message}
             )
-            await store.events.append(
-                config.org_id,
-                "security_alert",
-                actor_ref=None,
-                target_ref=f"org.native.{config.org_id}",
-                metadata={
-                    "provider": config.provider,
-                    "config_id": config.id,
-                    "reason": "sealed credentials did not open",
-                },
-            )
+            await record_unreadable(store, config)
     return len(configs)
 
 

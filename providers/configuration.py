@@ -105,3 +105,18 @@ async def _record(
         target_ref=f"org.native.{config.org_id}",
         metadata={"provider": config.provider, "config_id": config.id, **summary},
     )
+
+
+async def record_unreadable(store: NativeStore, config: ProviderConfig) -> None:
+    """A config whose sealed secrets did not open: a `security_alert` event."""
+    await store.events.append(
+        config.org_id,
+        "security_alert",
+        actor_ref=None,
+        target_ref=f"org.native.{config.org_id}",
+        metadata={
+            "provider": config.provider,
+            "config_id": config.id,
+            "reason": "sealed credentials did not open",
+        },
+    )

@@ -32,7 +32,7 @@ from providers.errors import (
 )
 from providers.notion_pages import STATUS_NAMES, page_to_thing, plain_text, rich_text
 from providers.provider import Capabilities, Health, ListQuery, check_health
-from providers.records import STATUS_TRANSITIONS, Page, Thing, ThingStatus
+from providers.records import Page, Thing, ThingStatus, require_transition
 from providers.registry import ProviderFactory, register
 
 log = logging.getLogger(__name__)
@@ -241,12 +241,7 @@ class NotionProvider:
 
     async def change_status(self, id: str, status: ThingStatus) -> Thing:
         current = await self._current(id)
-        if status not in STATUS_TRANSITIONS[current.status]:
-            raise InvalidTransitionError(
-                f"a {current.status.value} thing cannot become {status.value}",
-                field="status",
-                current=current.status.value,
-            )
+        require_transition(current.status, status)
         if status is ThingStatus.ARCHIVED:
             body: dict[str, Any] = {"archived": True}
         else:

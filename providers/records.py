@@ -39,6 +39,26 @@ STATUS_TRANSITIONS: dict[ThingStatus, frozenset[ThingStatus]] = {
     ThingStatus.ARCHIVED: frozenset(),
 }
 
+
+def require_transition(
+    current: ThingStatus,
+    target: ThingStatus,
+    transitions: dict[ThingStatus, frozenset[ThingStatus]] = STATUS_TRANSITIONS,
+    note: str = "",
+) -> None:
+    """Refuse a lifecycle step `transitions` does not allow, saying which ones it does."""
+    allowed = transitions[current]
+    if target not in allowed:
+        from providers.errors import InvalidTransitionError
+
+        hint = ", ".join(sorted(s.value for s in allowed)) or "none, archived is final"
+        raise InvalidTransitionError(
+            f"a {current.value} thing cannot become {target.value} (allowed next: {hint}){note}",
+            field="status",
+            current=current.value,
+        )
+
+
 THING_TYPES: frozenset[str] = frozenset(
     {
         # core and agents

@@ -31,7 +31,7 @@ from providers.errors import (
     ProviderUnavailableError,
 )
 from providers.provider import Capabilities, Health, ListQuery, check_health
-from providers.records import STATUS_TRANSITIONS, Page, Thing, ThingStatus
+from providers.records import STATUS_TRANSITIONS, Page, Thing, ThingStatus, require_transition
 from providers.registry import ProviderFactory, register
 from providers.shopify_throttle import MAX_QUERY_COST, CostBucket, estimate_cost
 
@@ -194,13 +194,8 @@ class ShopifyProvider:
 
     async def change_status(self, id: str, status: ThingStatus) -> Thing:
         current = await self._current(id)
-        if status not in _TRANSITIONS[current.status]:
-            raise InvalidTransitionError(
-                f"a {current.status.value} thing cannot become {status.value}"
-                + (f"; {_no_active_step()}" if status is ThingStatus.ACTIVE else ""),
-                field="status",
-                current=current.status.value,
-            )
+        note = f"; {_no_active_step()}" if status is ThingStatus.ACTIVE else ""
+        require_transition(current.status, status, _TRANSITIONS, note)
         product = {"id": _parse_local_id(id), "status": _FROM_LIFECYCLE[status]}
         return await self._mutate(documents.UPDATE, "productUpdate", product)
 

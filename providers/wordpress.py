@@ -31,7 +31,7 @@ from providers.errors import (
     ProviderUnavailableError,
 )
 from providers.provider import Capabilities, Health, ListQuery, check_health
-from providers.records import STATUS_TRANSITIONS, Page, Thing, ThingStatus
+from providers.records import Page, Thing, ThingStatus, require_transition
 from providers.registry import ProviderFactory, register
 
 log = logging.getLogger(__name__)
@@ -230,12 +230,7 @@ class WordPressProvider:
     async def change_status(self, id: str, status: ThingStatus) -> Thing:
         collection, wp_id = _parse_local_id(id)
         current = await self._one(collection, wp_id)
-        if status not in STATUS_TRANSITIONS[current.status]:
-            raise InvalidTransitionError(
-                f"a {current.status.value} thing cannot become {status.value}",
-                field="status",
-                current=current.status.value,
-            )
+        require_transition(current.status, status)
         if status is ThingStatus.ARCHIVED:
             response = await self._send("DELETE", f"/wp/v2/{collection}/{wp_id}")
         else:

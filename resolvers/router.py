@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 
+from providers.configuration import record_unreadable
 from providers.errors import ProviderSecretError
 from providers.native import NativeStore
 from providers.provider import Provider
@@ -51,15 +52,5 @@ class Router:
         except ProviderSecretError as exc:
             if config.id not in self._alerted:  # once per request, not once per field
                 self._alerted.add(config.id)
-                await self._store.events.append(
-                    self._org_id,
-                    "security_alert",
-                    actor_ref=None,
-                    target_ref=f"org.native.{self._org_id}",
-                    metadata={
-                        "provider": config.provider,
-                        "config_id": config.id,
-                        "reason": "sealed credentials did not open",
-                    },
-                )
+                await record_unreadable(self._store, config)
             raise exc from None

@@ -21,12 +21,12 @@ from providers.native.rows import (
 )
 from providers.native.scope import require_quota
 from providers.records import (
-    STATUS_TRANSITIONS,
     Connection,
     Kind,
     Page,
     Thing,
     ThingStatus,
+    require_transition,
     utcnow,
 )
 from providers.refs import native_ref, new_local_id
@@ -166,15 +166,7 @@ class Things:
         """Move a thing along its lifecycle; a step the lifecycle forbids is refused."""
         async with self._engine.transaction() as tx:
             current = await _for_update(tx, org_id, id)
-            allowed = STATUS_TRANSITIONS[current.status]
-            if status not in allowed:
-                hint = ", ".join(sorted(s.value for s in allowed)) or "none, archived is final"
-                raise InvalidTransitionError(
-                    f"a {current.status.value} thing cannot become {status.value} "
-                    f"(allowed next: {hint})",
-                    field="status",
-                    current=current.status.value,
-                )
+            require_transition(current.status, status)
             now = utcnow()
             await tx.update("things", id, {"status": status.value, "updated_at": now})
             archived = status is ThingStatus.ARCHIVED
