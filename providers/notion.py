@@ -31,7 +31,7 @@ from providers.errors import (
     ProviderUnavailableError,
 )
 from providers.notion_pages import STATUS_NAMES, page_to_thing, plain_text, rich_text
-from providers.provider import Capabilities, Health, ListQuery, check_health
+from providers.provider import Capabilities, Health, ListQuery, check_health, retry_after
 from providers.records import Page, Thing, ThingStatus, require_transition
 from providers.registry import ProviderFactory, register
 
@@ -279,7 +279,7 @@ class NotionProvider:
             async with self.limiter:
                 response = await self._request(method, path, params, json)
             if response.status_code == 429:
-                wait = _retry_after(response)
+                wait = retry_after(response, at_least=0.1)
                 log.info("notion rate-limited us; waiting %.1f s (attempt %d)", wait, attempt + 1)
                 await asyncio.sleep(wait)
                 continue
@@ -346,19 +346,4 @@ class NotionProvider:
         )
 
 
-def _retry_after(response: httpx.Response) -> float:
-    try:
-        return max(float(response.headers.get("Retry-After", "1")), 0.1)
-    except ValueError:
-        return 1.0
-
-
-register(
-    ProviderFactory(
-        name=NAME,
-        config_model=NotionConfig,
-        thing_types=NotionProvider.thing_types,
-        capabilities=NotionProvider.capabilities,
-        create=NotionProvider,
-    )
-)
+register(ProviderFactory.of(NotionProvider, NotionConfig))

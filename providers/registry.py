@@ -28,6 +28,17 @@ class ProviderFactory:
     capabilities: Capabilities
     create: Callable[[str, Any, httpx.AsyncClient], Provider]  # (org id, config, client)
 
+    @classmethod
+    def of(cls, provider: Any, config_model: type[BaseModel]) -> ProviderFactory:
+        """The factory of a provider class, which declares its name, types and capabilities."""
+        return cls(
+            name=provider.name,
+            config_model=config_model,
+            thing_types=provider.thing_types,
+            capabilities=provider.capabilities,
+            create=provider,
+        )
+
 
 _FACTORIES: dict[str, ProviderFactory] = {}
 

@@ -30,7 +30,7 @@ from providers.errors import (
     ProviderResponseError,
     ProviderUnavailableError,
 )
-from providers.provider import Capabilities, Health, ListQuery, check_health
+from providers.provider import Capabilities, Health, ListQuery, check_health, retry_after
 from providers.records import STATUS_TRANSITIONS, Page, Thing, ThingStatus, require_transition
 from providers.registry import ProviderFactory, register
 from providers.shopify_throttle import MAX_QUERY_COST, CostBucket, estimate_cost
@@ -257,7 +257,11 @@ class ShopifyProvider:
             reported = (extensions or {}).get("cost") or {}
             errors = body.get("errors") if isinstance(body, dict) else None
             if _throttled(response, errors):
-                wait = self.bucket.throttled(reported) if reported else _retry_after(response)
+                wait = (
+                    self.bucket.throttled(reported)
+                    if reported
+                    else retry_after(response, at_least=0.05)
+                )
                 log.info("shopify throttled us; waiting %.2f s (attempt %d)", wait, attempt + 1)
                 await asyncio.sleep(wait)
                 continue
@@ -399,19 +403,4 @@ def _throttled(response: httpx.Response, errors: Any) -> bool:
     )
 
 
-def _retry_after(response: httpx.Response) -> float:
-    try:
-        return max(float(response.headers.get("Retry-After", "1")), 0.05)
-    except ValueError:
-        return 1.0
-
-
-register(
-    ProviderFactory(
-        name=NAME,
-        config_model=ShopifyConfig,
-        thing_types=ShopifyProvider.thing_types,
-        capabilities=ShopifyProvider.capabilities,
-        create=ShopifyProvider,
-    )
-)
+register(ProviderFactory.of(ShopifyProvider, ShopifyConfig))

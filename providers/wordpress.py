@@ -400,12 +400,4 @@ class WordPressProvider:
             ) from None
 
 
-register(
-    ProviderFactory(
-        name=NAME,
-        config_model=WordPressConfig,
-        thing_types=WordPressProvider.thing_types,
-        capabilities=WordPressProvider.capabilities,
-        create=WordPressProvider,
-    )
-)
+register(ProviderFactory.of(WordPressProvider, WordPressConfig))
