@@ -66,7 +66,7 @@ class KeyRing:
             return cls([parse_key(settings.encryption_key.get_secret_value())])
         path = settings.data_dir / "encryption-keys.json"
         if not path.exists():
-            write_keys(path, [secrets.token_bytes(KEY_BYTES)])
+            write_keys(path, [secrets.token_bytes(KEY_BYTES)], replace=False)
         return cls(read_keys(path), path)
 
     def seal(self, plaintext: str, *, context: bytes) -> Sealed:
@@ -105,10 +105,21 @@ def read_keys(path: Path) -> list[bytes]:
     return [base64.b64decode(k) for k in json.loads(path.read_text())["keys"]]
 
 
-def write_keys(path: Path, keys: list[bytes]) -> None:
+def write_keys(path: Path, keys: list[bytes], *, replace: bool = True) -> None:
+    """Write the keyring atomically: a reader sees the old one or the new one. With
+    `replace=False` an existing keyring wins: of two processes creating the first key at
+    once, both end up with the same key (a key lost that way would lose its secrets)."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    temporary = path.with_suffix(".tmp")
+    temporary = path.with_name(f".{path.name}.{os.getpid()}")
     fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "w") as f:
         json.dump({"keys": [base64.b64encode(k).decode() for k in keys]}, f)
-    temporary.replace(path)  # atomic: a reader sees the old keyring or the new one
+    if replace:
+        temporary.replace(path)
+        return
+    try:
+        os.link(temporary, path)
+    except FileExistsError:
+        pass
+    finally:
+        temporary.unlink()

@@ -58,9 +58,18 @@ class Settings(BaseSettings):
         path = self.data_dir / "jwt-secret"
         if not path.exists():
             self.data_dir.mkdir(parents=True, exist_ok=True)
-            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            # Written to a private temporary file, then linked into place: of two processes
+            # starting at once, one wins and both read the same secret.
+            temporary = path.with_name(f".jwt-secret.{os.getpid()}")
+            fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
             with os.fdopen(fd, "w") as f:
                 f.write(secrets.token_urlsafe(48))
+            try:
+                os.link(temporary, path)  # fails if another process got there first
+            except FileExistsError:
+                pass
+            finally:
+                temporary.unlink()
         return path.read_text().strip()
 
 
