@@ -84,7 +84,7 @@ async def _configure(
         if org is None:
             raise OneError(f"no organization with slug '{org_slug}'")
         async with httpx.AsyncClient() as client:
-            saved, health = await configure(
+            saved = await configure(
                 store,
                 client,
                 KeyRing.from_settings(settings),
@@ -98,7 +98,7 @@ async def _configure(
         await store.close()
     return (
         f"{provider} now owns {', '.join(saved.routes)} in {org_slug} (config {saved.id}, "
-        f"connection test {health.response_ms:.0f} ms)"
+        f"connection test {(saved.health or {}).get('response_ms', 0):.0f} ms)"
     )
 
 

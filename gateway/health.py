@@ -5,8 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 
-from providers.configuration import record_unreadable, test_connection
-from providers.errors import ProviderSecretError
+from providers.configuration import check
 from providers.native import NativeStore
 from providers.registry import ProviderPool
 
@@ -17,13 +16,7 @@ async def check_providers(store: NativeStore, pool: ProviderPool) -> int:
     """One round: each active config tested and logged; returns how many were checked."""
     configs = await store.provider_configs.every(active_only=True)
     for config in configs:
-        try:
-            await test_connection(store, pool.get(config), config, None)
-        except ProviderSecretError as exc:
-            await store.provider_configs.record_health(
-                config, {"status": "offline", "response_ms": 0, "detail": exc.message}
-            )
-            await record_unreadable(store, config)
+        await check(store, pool, config, None)
     return len(configs)
 
 

@@ -9,17 +9,18 @@ any step leaves the previous configuration in force.
 from __future__ import annotations
 
 import time
+from dataclasses import replace
 from typing import Any
 
 import httpx
 from pydantic import SecretStr
 
-from providers.errors import ProviderError
+from providers.errors import ProviderError, ProviderSecretError
 from providers.native import NativeStore
 from providers.provider import Health, Provider
-from providers.records import ProviderConfig, utcnow
+from providers.records import JSONObject, ProviderConfig, utcnow
 from providers.refs import new_local_id
-from providers.registry import factory, validate_config
+from providers.registry import ProviderPool, factory, validate_config
 from providers.sealing import Sealer, sealing_context
 
 
@@ -51,8 +52,9 @@ async def configure(
     provider: str,
     config: dict[str, Any],
     routes: list[str],
-) -> tuple[ProviderConfig, Health]:
-    """Validate -> test the connection -> seal -> save and switch routing."""
+) -> ProviderConfig:
+    """Validate -> test the connection -> seal -> save and switch routing; the saved config
+    carries the connection test's result."""
     started = time.perf_counter()
     values = validate_config(provider, config, routes)
     found = factory(provider)
@@ -75,23 +77,26 @@ async def configure(
         id=config_id,
         duration_ms=round((time.perf_counter() - started) * 1000, 1),
     )
-    await _record(store, saved, health, actor_ref)
-    return saved, health
+    return replace(saved, health=await _record(store, saved, health, actor_ref))
 
 
-async def test_connection(
-    store: NativeStore, instance: Provider, config: ProviderConfig, actor_ref: str | None
-) -> Health:
-    """Check an active config's connection; logged as a `communication_event`."""
-    health = await instance.health()
-    await _record(store, config, health, actor_ref)
-    return health
+async def check(
+    store: NativeStore, pool: ProviderPool, config: ProviderConfig, actor_ref: str | None
+) -> JSONObject:
+    """Test an active config's connection now, and keep and log the result (a
+    `communication_event`; a `security_alert` too when its secrets do not open)."""
+    try:
+        instance = pool.get(config)
+    except ProviderSecretError as exc:
+        await record_unreadable(store, config)
+        return await _record(store, config, Health("offline", 0.0, exc.message), actor_ref)
+    return await _record(store, config, await instance.health(), actor_ref)
 
 
 async def _record(
     store: NativeStore, config: ProviderConfig, health: Health, actor_ref: str | None
-) -> None:
-    summary = {
+) -> JSONObject:
+    summary: JSONObject = {
         "status": health.status,
         "response_ms": round(health.response_ms, 1),
         "detail": health.detail,
@@ -105,6 +110,7 @@ async def _record(
         target_ref=f"org.native.{config.org_id}",
         metadata={"provider": config.provider, "config_id": config.id, **summary},
     )
+    return summary
 
 
 async def record_unreadable(store: NativeStore, config: ProviderConfig) -> None:

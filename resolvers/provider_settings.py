@@ -127,7 +127,7 @@ async def configure_provider(
     if not isinstance(input.config, dict):
         raise InvalidInputError("'config' must be a JSON object", field="config")
     pool = info.context.providers
-    saved, _ = await configuration.configure(
+    saved = await configuration.configure(
         info.context.store,
         pool.client,
         pool.sealer,
@@ -137,8 +137,7 @@ async def configure_provider(
         config=dict(input.config),
         routes=list(input.routes),
     )
-    refreshed = await info.context.store.provider_configs.active(saved.org_id)
-    return _info(next(c for c in refreshed if c.id == saved.id), actor)
+    return _info(saved, actor)
 
 
 async def test_provider_connection(
@@ -157,17 +156,11 @@ async def test_provider_connection(
     )
     if config is None:
         raise NotFoundError(f"no '{provider[:40]}' provider is configured", field="provider")
-    instance = info.context.providers.get(config)
-    health = await configuration.test_connection(info.context.store, instance, config, actor.ref)
-    result = _health(
-        {
-            "status": health.status,
-            "response_ms": health.response_ms,
-            "detail": health.detail,
-            "at": datetime.now().astimezone().isoformat(),
-        }
+    summary = await configuration.check(
+        info.context.store, info.context.providers, config, actor.ref
     )
-    assert result is not None
+    result = _health(summary)
+    assert result is not None  # a fresh summary is never empty
     return result
 
 

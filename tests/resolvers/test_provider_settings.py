@@ -162,6 +162,12 @@ def test_tampered_ciphertext_fails_closed(api: Api, wordpress: WordPress) -> Non
     assert api.run(check_providers, api.store, api.client.app.state.providers) == 1  # type: ignore[attr-defined]
     health = api.data(PROVIDERS)["providers"][0]
     assert health["status"] == "offline"
+    tested = api.data(
+        'mutation { testProviderConnection(provider: "wordpress") { status detail } }'
+    )["testProviderConnection"]
+    assert tested["status"] == "offline" and "cannot be opened" in tested["detail"]
+    alerts = api.data('{ events(type: "security_alert") { totalCount } }')["events"]
+    assert alerts["totalCount"] == 3  # the query, the health round, the on-demand test
 
 
 def test_a_gateway_with_another_key_fails_closed(
