@@ -32,7 +32,7 @@ from providers.errors import (
 )
 from providers.notion_pages import STATUS_NAMES, page_to_thing, plain_text, rich_text
 from providers.provider import Capabilities, Health, ListQuery, check_health, retry_after
-from providers.records import Page, Thing, ThingStatus, require_transition
+from providers.records import Page, Thing, ThingStatus, require_changeable, require_transition
 from providers.registry import ProviderFactory, register
 
 log = logging.getLogger(__name__)
@@ -224,8 +224,7 @@ class NotionProvider:
         self, id: str, *, name: str | None, properties: dict[str, Any] | None
     ) -> Thing:
         current = await self._current(id)
-        if current.status is ThingStatus.ARCHIVED:
-            raise InvalidTransitionError("an archived thing cannot be changed", field="id")
+        require_changeable(current.status)
         changes: dict[str, Any] = {}
         if name is not None:
             changes[self._config.title_property] = {"title": rich_text(name)}

@@ -59,6 +59,14 @@ def require_transition(
         )
 
 
+def require_changeable(status: ThingStatus) -> None:
+    """Archived is final: an archived thing's name and properties cannot change either."""
+    if status is ThingStatus.ARCHIVED:
+        from providers.errors import InvalidTransitionError
+
+        raise InvalidTransitionError("an archived thing cannot be changed", field="id")
+
+
 THING_TYPES: frozenset[str] = frozenset(
     {
         # core and agents

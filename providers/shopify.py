@@ -22,7 +22,6 @@ from pydantic import BaseModel, ConfigDict, Field, HttpUrl, SecretStr
 from providers import shopify_documents as documents
 from providers.errors import (
     InvalidInputError,
-    InvalidTransitionError,
     NotFoundError,
     ProviderAuthError,
     ProviderError,
@@ -31,7 +30,14 @@ from providers.errors import (
     ProviderUnavailableError,
 )
 from providers.provider import Capabilities, Health, ListQuery, check_health, retry_after
-from providers.records import STATUS_TRANSITIONS, Page, Thing, ThingStatus, require_transition
+from providers.records import (
+    STATUS_TRANSITIONS,
+    Page,
+    Thing,
+    ThingStatus,
+    require_changeable,
+    require_transition,
+)
 from providers.registry import ProviderFactory, register
 from providers.shopify_throttle import MAX_QUERY_COST, CostBucket, estimate_cost
 
@@ -185,8 +191,7 @@ class ShopifyProvider:
         self, id: str, *, name: str | None, properties: dict[str, Any] | None
     ) -> Thing:
         current = await self._current(id)
-        if current.status is ThingStatus.ARCHIVED:
-            raise InvalidTransitionError("an archived thing cannot be changed", field="id")
+        require_changeable(current.status)
         product: dict[str, Any] = {"id": _parse_local_id(id), **self._fields(properties or {})}
         if name is not None:
             product["title"] = name

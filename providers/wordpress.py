@@ -24,14 +24,13 @@ from pydantic import BaseModel, ConfigDict, Field, HttpUrl, SecretStr, field_val
 
 from providers.errors import (
     InvalidInputError,
-    InvalidTransitionError,
     NotFoundError,
     ProviderAuthError,
     ProviderResponseError,
     ProviderUnavailableError,
 )
 from providers.provider import Capabilities, Health, ListQuery, check_health
-from providers.records import Page, Thing, ThingStatus, require_transition
+from providers.records import Page, Thing, ThingStatus, require_changeable, require_transition
 from providers.registry import ProviderFactory, register
 
 log = logging.getLogger(__name__)
@@ -219,8 +218,7 @@ class WordPressProvider:
     ) -> Thing:
         collection, wp_id = _parse_local_id(id)
         current = await self._one(collection, wp_id)
-        if current.status is ThingStatus.ARCHIVED:
-            raise InvalidTransitionError("an archived thing cannot be changed", field="id")
+        require_changeable(current.status)
         body = self._fields(properties or {})
         if name is not None:
             body["title"] = name

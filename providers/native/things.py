@@ -26,6 +26,7 @@ from providers.records import (
     Page,
     Thing,
     ThingStatus,
+    require_changeable,
     require_transition,
     utcnow,
 )
@@ -141,8 +142,7 @@ class Things:
             raise InvalidInputError("nothing to update: give a name or properties")
         async with self._engine.transaction() as tx:
             current = await _for_update(tx, org_id, id)
-            if current.status is ThingStatus.ARCHIVED:
-                raise InvalidTransitionError("an archived thing cannot be changed", field="id")
+            require_changeable(current.status)
             if new_properties is not None:
                 merged = {**current.properties, **new_properties}
                 changes["properties"] = validation.json_object(
