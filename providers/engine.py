@@ -203,6 +203,12 @@ class Engine(Reader, Protocol):
 
     def transaction(self) -> AbstractAsyncContextManager[Transaction]: ...
 
+    async def find_top(
+        self, table: str, where: Where, *, per: str, order: Order, limit: int
+    ) -> list[Row]:
+        """The first `limit` rows by `order` for each value of `per`, in one query."""
+        ...
+
 
 def conflict(table: str, field: str | None) -> ConflictError:
     """The error for a write that breaks a unique index of `table`."""

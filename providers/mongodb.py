@@ -116,6 +116,23 @@ class MongoEngine:
     async def count(self, table: str, where: Where) -> int:
         return await self._count(table, where, None)
 
+    async def find_top(
+        self, table: str, where: Where, *, per: str, order: Order, limit: int
+    ) -> list[Row]:
+        direction = DESCENDING if order.descending else ASCENDING
+        pipeline = [
+            {"$match": _filter(where)},
+            {"$sort": {_field(order.field): direction, "_id": direction}},
+            {"$group": {"_id": f"${_field(per)}", "rows": {"$push": "$$ROOT"}}},
+            {"$project": {"rows": {"$slice": ["$rows", limit]}}},
+            {"$unwind": "$rows"},
+            {"$replaceRoot": {"newRoot": "$rows"}},
+            {"$sort": {_field(order.field): direction, "_id": direction}},
+        ]
+        self.queries += 1
+        cursor = await self._db[table].aggregate(pipeline)
+        return [_to_row(doc) for doc in await cursor.to_list(None)]
+
     async def _find(
         self,
         table: str,

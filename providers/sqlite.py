@@ -207,6 +207,24 @@ class SQLiteEngine:
     async def count(self, table: str, where: Where) -> int:
         return await self._count(self._readers, table, where)
 
+    async def find_top(
+        self, table_name: str, where: Where, *, per: str, order: Order, limit: int
+    ) -> list[Row]:
+        table = TABLES[table_name]
+        params: list[Any] = []
+        columns = ", ".join(f'"{c}"' for c in table.columns)
+        direction = "DESC" if order.descending else "ASC"
+        ranking = f'ORDER BY "{order.field}" {direction}, id {direction}'
+        sql = (
+            f"SELECT {columns} FROM (SELECT {columns}, ROW_NUMBER() OVER "
+            f'(PARTITION BY "{per}" {ranking}) AS one_rank FROM "{table.name}" '
+            f"WHERE {_where_sql(table, where, params)}) WHERE one_rank <= ? {ranking}"
+        )
+        params.append(limit)
+        self.queries += 1
+        rows = await self._run(self._readers, lambda c: c.execute(sql, params).fetchall())
+        return [_decode(table, r) for r in rows]
+
     async def _find(
         self,
         pool: ThreadPoolExecutor,

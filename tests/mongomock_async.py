@@ -55,6 +55,9 @@ class _Collection:
     async def delete_one(self, *args: Any, session: Any = None) -> Any:
         return self._c.delete_one(*args)
 
+    async def aggregate(self, pipeline: list[dict[str, Any]], session: Any = None) -> _Cursor:
+        return _Cursor(self._c.aggregate(pipeline))
+
     async def count_documents(self, filter: dict[str, Any], session: Any = None) -> int:
         return int(self._c.count_documents(filter))
 

@@ -86,11 +86,14 @@ class Events:
     async def of_targets(
         self, org_id: str, target_refs: Sequence[str], *, limit: int
     ) -> dict[str, list[Event]]:
-        """The newest `limit` events of each target; one query for the batch."""
+        """The newest `limit` events of each target; one query for the batch, which reads
+        no more than `limit` events of any target however long its history."""
         where: Where = [Cond("org_id", "eq", org_id), Cond("target_ref", "in", set(target_refs))]
-        rows = await self._engine.find("events", where, order=Order("timestamp", descending=True))
+        order = Order("timestamp", descending=True)
+        rows = await self._engine.find_top(
+            "events", where, per="target_ref", order=order, limit=limit
+        )
         found: dict[str, list[Event]] = defaultdict(list)
         for event in (Event(**r) for r in rows):
-            if event.target_ref is not None and len(found[event.target_ref]) < limit:
-                found[event.target_ref].append(event)
+            found[event.target_ref or ""].append(event)
         return {ref: found.get(ref, []) for ref in target_refs}

@@ -371,3 +371,18 @@ async def test_concurrent_writes_all_land_with_their_events(store: NativeStore) 
     assert (await store.things.page(org.id, ThingQuery())).total_count == 25
     created = await store.events.page(org.id, EventQuery(type="entity_created"))
     assert created.total_count == 25
+
+
+async def test_newest_events_per_target_read_no_more_than_asked(store: NativeStore) -> None:
+    org, owner = await make_org(store)
+    busy = await store.things.create(org.id, actor_ref=owner, type="task", name="busy")
+    quiet = await store.things.create(org.id, actor_ref=owner, type="task", name="quiet")
+    for i in range(12):
+        await store.things.update(org.id, busy.id, actor_ref=owner, properties={"i": i})
+    busy_ref, quiet_ref = native_ref(Kind.THING, busy.id), native_ref(Kind.THING, quiet.id)
+    before = store.engine.queries
+    found = await store.events.of_targets(org.id, [busy_ref, quiet_ref, "thing.native.x"], limit=3)
+    assert store.engine.queries - before == 1
+    assert [len(found[r]) for r in (busy_ref, quiet_ref, "thing.native.x")] == [3, 1, 0]
+    newest = await store.events.page(org.id, EventQuery(target_ref=busy_ref, first=3))
+    assert [e.id for e in found[busy_ref]] == [e.id for e in newest.items]
