@@ -32,7 +32,7 @@ sys.path.insert(0, str(ROOT))
 from gateway.auth import Authenticator  # noqa: E402
 from gateway.demo import seed_demo  # noqa: E402
 from gateway.settings import load_settings  # noqa: E402
-from gateway.store import open_store  # noqa: E402
+from gateway.store import started_store  # noqa: E402
 from providers.records import Kind, Role  # noqa: E402
 from providers.refs import native_ref  # noqa: E402
 
@@ -43,9 +43,7 @@ ONE = "query($id: ID!) { thing(id: $id) { id name status properties } }"
 
 async def seed(data_dir: Path, extra: int) -> tuple[str, list[str]]:
     settings = load_settings(data_dir=data_dir)
-    store = open_store(settings)
-    await store.start()
-    try:
+    async with started_store(settings) as store:
         owners = await seed_demo(store)
         acme = owners["acme"]
         owner_ref = native_ref(Kind.PERSON, acme.person_id)
@@ -75,8 +73,6 @@ async def seed(data_dir: Path, extra: int) -> tuple[str, list[str]]:
         )
         token = auth.issue(person_id=acme.person_id, org_id=acme.org.id, role=Role.ORG_OWNER)
         return token, ids
-    finally:
-        await store.close()
 
 
 def _query(type: str) -> Any:

@@ -16,7 +16,7 @@ from gateway.auth import authenticator
 from gateway.crypto import KeyRing
 from gateway.demo import seed_demo
 from gateway.settings import Settings, SettingsError, load_settings
-from gateway.store import open_store
+from gateway.store import started_store
 from providers.configuration import configure, seal
 from providers.errors import OneError
 from providers.native import NativeStore
@@ -46,26 +46,18 @@ async def _issue_token(
 
 
 async def _seed(settings: Settings, *, quiet: bool = False) -> None:
-    store = open_store(settings)
-    await store.start()
-    try:
+    async with started_store(settings) as store:
         seeded = await seed_demo(store)
-        if not quiet:
-            print(
-                f"seeded {', '.join(seeded)}" if seeded else "demo data already present",
-                file=sys.stderr,
-            )
-    finally:
-        await store.close()
+    if not quiet:
+        print(
+            f"seeded {', '.join(seeded)}" if seeded else "demo data already present",
+            file=sys.stderr,
+        )
 
 
 async def _token(settings: Settings, org: str, role: Role, email: str | None) -> str:
-    store = open_store(settings)
-    await store.start()
-    try:
+    async with started_store(settings) as store:
         return await _issue_token(settings, store, org, role, email)
-    finally:
-        await store.close()
 
 
 async def _configure(
@@ -77,25 +69,20 @@ async def _configure(
         raise OneError(f"--config is not JSON: {exc.msg}") from None
     if not isinstance(values, dict):
         raise OneError("--config must be a JSON object")
-    store = open_store(settings)
-    await store.start()
-    try:
+    async with started_store(settings) as store, httpx.AsyncClient() as client:
         org = await store.organizations.get_by_slug(org_slug)
         if org is None:
             raise OneError(f"no organization with slug '{org_slug}'")
-        async with httpx.AsyncClient() as client:
-            saved = await configure(
-                store,
-                client,
-                KeyRing.from_settings(settings),
-                org_id=org.id,
-                actor_ref=None,
-                provider=provider,
-                config=values,
-                routes=routes,
-            )
-    finally:
-        await store.close()
+        saved = await configure(
+            store,
+            client,
+            KeyRing.from_settings(settings),
+            org_id=org.id,
+            actor_ref=None,
+            provider=provider,
+            config=values,
+            routes=routes,
+        )
     return (
         f"{provider} now owns {', '.join(saved.routes)} in {org_slug} (config {saved.id}, "
         f"connection test {(saved.health or {}).get('response_ms', 0):.0f} ms)"
@@ -106,9 +93,7 @@ async def _rotate_key(settings: Settings) -> str:
     """A new current key, and every sealed secret (active or kept for rollback) re-sealed
     under it. Running gateways pick the new key up from the keyring file when they meet it."""
     keyring = KeyRing.from_settings(settings)
-    store = open_store(settings)
-    await store.start()
-    try:
+    async with started_store(settings) as store:
         configs = await store.provider_configs.every(active_only=False)
         opened = [(c, unseal_config(c, keyring)) for c in configs]  # all open before any change
         new = keyring.rotate()
@@ -117,8 +102,6 @@ async def _rotate_key(settings: Settings) -> str:
             await store.provider_configs.replace_config(
                 config, seal(config.provider, values, keyring, context)
             )
-    finally:
-        await store.close()
     return f"key {new} is current; re-sealed {len(opened)} provider configuration(s)"
 
 

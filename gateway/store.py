@@ -2,12 +2,26 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
 from gateway.settings import Settings
 from providers.engine import Engine
 from providers.native import NativeStore
 from providers.sqlite import SQLiteEngine
 
 DEFAULT_MONGODB_DATABASE = "one"
+
+
+@asynccontextmanager
+async def started_store(settings: Settings) -> AsyncIterator[NativeStore]:
+    """The store, started for a command and closed after it."""
+    store = open_store(settings)
+    await store.start()
+    try:
+        yield store
+    finally:
+        await store.close()
 
 
 def open_store(settings: Settings) -> NativeStore:
