@@ -18,8 +18,8 @@ from pydantic import SecretStr
 from providers.errors import ProviderError, ProviderSecretError
 from providers.native import NativeStore
 from providers.provider import Health, Provider
-from providers.records import JSONObject, ProviderConfig, utcnow
-from providers.refs import new_local_id
+from providers.records import JSONObject, Kind, ProviderConfig, utcnow
+from providers.refs import native_ref, new_local_id
 from providers.registry import ProviderPool, factory, validate_config
 from providers.sealing import Sealer, sealing_context
 
@@ -107,7 +107,7 @@ async def _record(
         config.org_id,
         "communication_event",
         actor_ref=actor_ref,
-        target_ref=f"org.native.{config.org_id}",
+        target_ref=native_ref(Kind.ORGANIZATION, config.org_id),
         metadata={"provider": config.provider, "config_id": config.id, **summary},
     )
     return summary
@@ -119,7 +119,7 @@ async def record_unreadable(store: NativeStore, config: ProviderConfig) -> None:
         config.org_id,
         "security_alert",
         actor_ref=None,
-        target_ref=f"org.native.{config.org_id}",
+        target_ref=native_ref(Kind.ORGANIZATION, config.org_id),
         metadata={
             "provider": config.provider,
             "config_id": config.id,

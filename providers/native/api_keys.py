@@ -16,8 +16,8 @@ from providers.engine import Cond, Engine, Order, Row, Where
 from providers.errors import InvalidInputError, NotFoundError
 from providers.native.events import record_event
 from providers.native.rows import to_row
-from providers.records import ApiKey, Role, utcnow
-from providers.refs import new_local_id
+from providers.records import ApiKey, Kind, Role, utcnow
+from providers.refs import native_ref, new_local_id
 
 KEY_PREFIX = "one_"
 
@@ -61,7 +61,7 @@ class ApiKeys:
                 org_id,
                 "api_key_created",
                 actor_ref=actor_ref,
-                target_ref=f"org.native.{org_id}",
+                target_ref=native_ref(Kind.ORGANIZATION, org_id),
                 metadata={
                     "key_id": key.id,
                     "name": key.name,
@@ -85,7 +85,7 @@ class ApiKeys:
                 org_id,
                 "api_key_revoked",
                 actor_ref=actor_ref,
-                target_ref=f"org.native.{org_id}",
+                target_ref=native_ref(Kind.ORGANIZATION, org_id),
                 metadata={"key_id": id, "name": key.name, "prefix": key.prefix},
             )
         return key
