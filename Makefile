@@ -40,6 +40,9 @@ system-deps:
 	@command -v mariadbd >/dev/null || [ -x /usr/sbin/mariadbd ] || { \
 		$(SUDO) apt-get update -qq && \
 		DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq mariadb-server; }
+	@command -v redis-server >/dev/null || [ -x /usr/bin/redis-server ] || { \
+		$(SUDO) apt-get update -qq && \
+		DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq redis-server; }
 
 schema: $(STAMP)
 	$(BIN)/one-gateway export-schema --output schema.graphql

@@ -7,6 +7,8 @@ OneError
  ├── ForbiddenError           FORBIDDEN        visible, but not for this actor's role
  ├── UnauthenticatedError     UNAUTHENTICATED  no actor, or a token that fails checks
  ├── ConflictError            CONFLICT         a unique value that is already taken
+ ├── RateLimitedError         RATE_LIMITED     too many requests from one actor;
+ │                                             `retryAfter` says when
  └── ProviderError            PROVIDER_ERROR   an upstream failed; `retryable` says if
                                                trying again may help
 """
@@ -56,6 +58,10 @@ class ConflictError(OneError):
 
 class QuotaExceededError(OneError):
     code = "QUOTA_EXCEEDED"
+
+
+class RateLimitedError(OneError):
+    code = "RATE_LIMITED"
 
 
 class ProviderError(OneError):
