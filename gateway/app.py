@@ -1,149 +1,35 @@
-"""The Starlette application: `/graphql` (GraphiQL, queries, subscriptions), health, metrics."""
+"""The Starlette application: `/graphql` (GraphiQL, queries, WebSockets), health, metrics."""
 
 from __future__ import annotations
 
 import asyncio
+import hmac
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from dataclasses import replace
-from typing import Any, cast
 
 import httpx
-from cross_web import HTTPException
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
+from starlette.middleware.cors import CORSMiddleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route, WebSocketRoute
-from starlette.types import Message, Receive, Scope, Send
-from starlette.websockets import WebSocket
-from strawberry import UNSET
-from strawberry.asgi import GraphQL
-from strawberry.exceptions import ConnectionRejectionError
-from strawberry.types.unset import UnsetType
 
-from gateway.auth import Authenticator, authenticator
+from gateway.admission import Admission
+from gateway.auth import authenticator
 from gateway.crypto import KeyRing
 from gateway.health import check_providers_every
-from gateway.limits import DailyCalls
 from gateway.metrics import Metrics, MetricsMiddleware
+from gateway.rate_limits import RateLimits
+from gateway.requests import RequestIds
 from gateway.settings import Settings, load_settings
 from gateway.store import open_store
-from providers.errors import ForbiddenError, NotFoundError, OneError, QuotaExceededError
+from gateway.view import OneGraphQL
 from providers.native import NativeStore
-from providers.records import Kind, Role
-from providers.refs import Ref
 from providers.registry import ProviderPool
-from resolvers.context import Actor, Context
-from resolvers.schema import schema
 
 log = logging.getLogger("one.gateway")
-
-
-MAX_BODY_BYTES = 1024 * 1024
-_HTTP_CODES = {
-    400: "BAD_REQUEST",
-    404: "NOT_FOUND",
-    405: "METHOD_NOT_ALLOWED",
-    413: "PAYLOAD_TOO_LARGE",
-    415: "UNSUPPORTED_MEDIA_TYPE",
-}
-
-
-class OneGraphQL(GraphQL[Context, None]):
-    """Strawberry's ASGI view, with our context, a body limit, and JSON protocol errors."""
-
-    def __init__(self, store: NativeStore, auth: Authenticator, providers: ProviderPool) -> None:
-        super().__init__(schema, graphql_ide="graphiql")
-        self.store = store
-        self.auth = auth
-        self.providers = providers
-        self.calls = DailyCalls(store)
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await super().__call__(scope, receive, send)
-            return
-        received = 0
-
-        async def limited_receive() -> Message:
-            nonlocal received
-            message = await receive()
-            received += len(message.get("body", b""))
-            if received > MAX_BODY_BYTES:
-                raise HTTPException(413, f"the request body is over {MAX_BODY_BYTES} bytes")
-            return message
-
-        try:
-            response: Response = await self.run(Request(scope, receive=limited_receive))
-        except HTTPException as exc:
-            # A request GraphQL could not even read still gets a GraphQL-shaped answer.
-            code = _HTTP_CODES.get(exc.status_code, "BAD_REQUEST")
-            error = {"message": exc.reason, "extensions": {"code": code}}
-            response = JSONResponse({"errors": [error]}, status_code=exc.status_code)
-        await response(scope, receive, send)
-
-    async def on_ws_connect(self, context: Context) -> UnsetType | dict[str, object] | None:
-        """WebSockets authenticate in `connection_init`, as HTTP does in headers (browsers
-        cannot set headers on a WebSocket): `{"Authorization": "Bearer ..."}` or
-        `{"X-API-Key": "..."}`. Refused: closed with 4403."""
-        params = {
-            k.lower(): v for k, v in (context.connection_params or {}).items() if isinstance(v, str)
-        }
-        if params:
-            context.actor_or_error = await self._actor(
-                params.get("authorization"),
-                params.get("x-api-key"),
-                params.get("x-one-organization"),
-            )
-        if isinstance(context.actor_or_error, OneError):
-            raise ConnectionRejectionError({"message": context.actor_or_error.message})
-        return cast(UnsetType, UNSET)
-
-    async def _actor(
-        self, authorization: str | None, api_key: str | None, acting_for: str | None = None
-    ) -> Actor | OneError:
-        actor = await self.auth.authenticate(authorization, self.store, api_key)
-        if isinstance(actor, Actor) and acting_for:
-            actor = await self._acting_for(actor, acting_for)
-        if isinstance(actor, Actor):
-            try:
-                await self.calls.count(actor.org_id)
-            except QuotaExceededError as exc:
-                return exc  # every field of this request answers QUOTA_EXCEEDED
-        return actor
-
-    async def _acting_for(self, actor: Actor, organization: str) -> Actor | OneError:
-        """A platform owner acts in another organization by naming it in
-        `X-One-Organization` (its id); nobody else may."""
-        try:
-            org_id = Ref.parse(organization, expect=Kind.ORGANIZATION).local_id
-        except OneError as exc:
-            return exc
-        if org_id == actor.org_id:
-            return actor
-        if actor.role is not Role.PLATFORM_OWNER:
-            return ForbiddenError("only a platform owner may act for another organization")
-        if (await self.store.organizations.get_many([org_id]))[0] is None:
-            return NotFoundError("X-One-Organization names no organization")
-        return replace(actor, org_id=org_id)
-
-    async def get_context(self, request: Request | WebSocket, response: Any) -> Context:
-        headers = request.headers
-        actor = await self._actor(
-            headers.get("authorization"),
-            headers.get("x-api-key"),
-            headers.get("x-one-organization"),
-        )
-        return Context(
-            api_calls_today=self.calls.today,
-            store=self.store,
-            providers=self.providers,
-            actor_or_error=actor,
-            request=request,
-            response=response,
-        )
 
 
 def create_app(settings: Settings | None = None, *, store: NativeStore | None = None) -> Starlette:
@@ -160,7 +46,8 @@ def create_app(settings: Settings | None = None, *, store: NativeStore | None = 
     )
     keyring = KeyRing.from_settings(settings)
     providers = ProviderPool(http, keyring)
-    graphql = OneGraphQL(store, auth, providers)
+    limits = RateLimits.from_url(settings.redis_url)
+    graphql = OneGraphQL(store, auth, providers, Admission(store, limits, settings), settings)
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -177,6 +64,7 @@ def create_app(settings: Settings | None = None, *, store: NativeStore | None = 
             if checks is not None:
                 checks.cancel()
             await http.aclose()
+            await limits.close()
             await store.close()
 
     async def healthz(request: Request) -> Response:
@@ -191,6 +79,14 @@ def create_app(settings: Settings | None = None, *, store: NativeStore | None = 
         return JSONResponse({"status": "ready", "store": store.engine.name})
 
     async def metrics_endpoint(request: Request) -> Response:
+        # With ONE_METRICS_TOKEN set, only its bearer may read; in production it must be set.
+        token = settings.metrics_token
+        if token is None and settings.env == "production":
+            return JSONResponse({"error": "set ONE_METRICS_TOKEN to serve metrics"}, 403)
+        if token is not None:
+            given = request.headers.get("authorization", "").removeprefix("Bearer ").strip()
+            if not hmac.compare_digest(given.encode(), token.get_secret_value().encode()):
+                return JSONResponse({"error": "metrics need their bearer token"}, 401)
         return Response(metrics.render(), media_type="text/plain; version=0.0.4")
 
     app = Starlette(
@@ -201,7 +97,18 @@ def create_app(settings: Settings | None = None, *, store: NativeStore | None = 
             Route("/readyz", readyz),
             Route("/metrics", metrics_endpoint),
         ],
-        middleware=[Middleware(MetricsMiddleware, metrics=metrics)],
+        middleware=[
+            Middleware(RequestIds),
+            Middleware(
+                CORSMiddleware,
+                allow_origins=settings.cors_origins,
+                allow_methods=["GET", "POST"],
+                allow_headers=["*"],
+                expose_headers=["X-Request-Id", "Retry-After"],
+                max_age=600,
+            ),
+            Middleware(MetricsMiddleware, metrics=metrics),
+        ],
         lifespan=lifespan,
     )
     app.state.settings = settings

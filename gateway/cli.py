@@ -1,4 +1,5 @@
-"""`one-gateway`: serve | seed-demo | export-schema | token | configure-provider | rotate-key."""
+"""`one-gateway`: serve | seed-demo | export-schema | token | configure-provider | rotate-key |
+trusted-documents."""
 
 from __future__ import annotations
 
@@ -18,18 +19,24 @@ from gateway.demo import seed_demo
 from gateway.settings import Settings, SettingsError, load_settings
 from gateway.store import started_store
 from providers.configuration import configure, seal
-from providers.errors import OneError
+from providers.errors import InvalidInputError, OneError
 from providers.native import NativeStore
-from providers.records import Role
+from providers.native.trusted_documents import MAX_DOCUMENTS, document_hash
+from providers.records import Organization, Role, SafelistMode
 from providers.sealing import SealError, sealing_context, unseal_config
+
+
+async def _organization(store: NativeStore, slug: str) -> Organization:
+    org = await store.organizations.get_by_slug(slug)
+    if org is None:
+        raise OneError(f"no organization with slug '{slug}'")
+    return org
 
 
 async def _issue_token(
     settings: Settings, store: NativeStore, org_slug: str, role: Role, email: str | None
 ) -> str:
-    org = await store.organizations.get_by_slug(org_slug)
-    if org is None:
-        raise OneError(f"no organization with slug '{org_slug}'")
+    org = await _organization(store, org_slug)
     if email is not None:
         person = await store.people.get_by_email(org.id, email)
         if person is None:
@@ -70,9 +77,7 @@ async def _configure(
     if not isinstance(values, dict):
         raise OneError("--config must be a JSON object")
     async with started_store(settings) as store, httpx.AsyncClient() as client:
-        org = await store.organizations.get_by_slug(org_slug)
-        if org is None:
-            raise OneError(f"no organization with slug '{org_slug}'")
+        org = await _organization(store, org_slug)
         saved = await configure(
             store,
             client,
@@ -103,6 +108,80 @@ async def _rotate_key(settings: Settings) -> str:
                 config, seal(config.provider, values, keyring, context)
             )
     return f"key {new} is current; re-sealed {len(opened)} provider configuration(s)"
+
+
+_MANIFEST_FORMAT = "apollo-persisted-query-manifest"
+
+
+def _read_documents(paths: Sequence[Path]) -> list[tuple[str, str | None, str]]:
+    """(where it came from, name, text) of each document: a file holds one document, or is
+    an Apollo persisted query manifest (JSON) holding many."""
+    documents: list[tuple[str, str | None, str]] = []
+    for path in paths:
+        try:
+            text = path.read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as exc:
+            raise OneError(f"cannot read {path}: {exc}") from None
+        if path.suffix != ".json":
+            documents.append((str(path), path.stem, text))
+            continue
+        try:
+            manifest = json.loads(text)
+        except json.JSONDecodeError as exc:
+            raise OneError(f"{path} is not JSON: {exc.msg}") from None
+        header = (
+            (manifest.get("format"), manifest.get("version")) if isinstance(manifest, dict) else ()
+        )
+        if header != (_MANIFEST_FORMAT, 1):
+            raise OneError(f"{path} is not a persisted query manifest ({_MANIFEST_FORMAT}, 1)")
+        for index, operation in enumerate(manifest.get("operations") or []):
+            body = operation.get("body") if isinstance(operation, dict) else None
+            if not isinstance(body, str):
+                raise OneError(f"{path}: operation {index} has no body")
+            name = operation.get("name")
+            if operation.get("id") not in (None, document_hash(body)):
+                # Clients send the manifest's id as the hash: a custom id will never match.
+                print(
+                    f"warning: {path}: the id of operation {index} is not the SHA-256 of its "
+                    f"body; clients must send {document_hash(body)}",
+                    file=sys.stderr,
+                )
+            documents.append(
+                (f"{path}: operation {index}", name if isinstance(name, str) else None, body)
+            )
+    return documents
+
+
+async def _trust_documents(
+    settings: Settings,
+    org_slug: str,
+    paths: Sequence[Path],
+    api_key_id: str | None,
+    mode: SafelistMode | None,
+) -> list[str]:
+    documents = _read_documents(paths)
+    lines = []
+    async with started_store(settings) as store:
+        org = await _organization(store, org_slug)
+        for start in range(0, len(documents), MAX_DOCUMENTS):
+            batch = documents[start : start + MAX_DOCUMENTS]
+            try:
+                registered = await store.trusted_documents.register(
+                    org.id,
+                    actor_ref=None,
+                    documents=[(name, text) for _, name, text in batch],
+                    api_key_id=api_key_id,
+                )
+            except InvalidInputError as exc:
+                index = exc.extensions.get("index")
+                if not isinstance(index, int):
+                    raise
+                raise OneError(f"{batch[index][0]}: {exc.message}") from None
+            lines += [f"{d.sha256}  {d.name or ''}".rstrip() for d in registered]
+        if mode is not None:
+            await store.trusted_documents.set_safelist_mode(org.id, actor_ref=None, mode=mode)
+            lines.append(f"safelist mode of {org_slug}: {mode.value}")
+    return lines
 
 
 def _serve(settings: Settings, demo: bool) -> None:
@@ -156,6 +235,24 @@ def main(argv: Sequence[str] | None = None) -> int:
     commands.add_parser(
         "rotate-key", help="seal every provider secret under a new key (keyring in ONE_DATA_DIR)"
     )
+    trust = commands.add_parser(
+        "trusted-documents",
+        help="trust GraphQL documents in an organization, and set its safelist mode",
+    )
+    trust.add_argument("--org", required=True, help="organization slug")
+    trust.add_argument("--api-key-id", help="trust the documents for this API key only")
+    trust.add_argument(
+        "--mode",
+        choices=[m.value for m in SafelistMode],
+        help="which requests may run only trusted documents (default: leave it as it is)",
+    )
+    trust.add_argument(
+        "files",
+        nargs="*",
+        type=Path,
+        metavar="FILE",
+        help="a .graphql file of one document, or an Apollo persisted query manifest (.json)",
+    )
     configure.add_argument(
         "--config",
         default="-",
@@ -186,6 +283,13 @@ def main(argv: Sequence[str] | None = None) -> int:
             config = sys.stdin.read() if args.config == "-" else args.config
             routes = [r.strip() for r in args.routes.split(",") if r.strip()]
             print(asyncio.run(_configure(settings, args.org, args.provider, routes, config)))
+        elif args.command == "trusted-documents":
+            if not args.files and args.mode is None:
+                parser.error("trusted-documents: give FILEs to trust, or --mode, or both")
+            key = args.api_key_id.removeprefix("apikey.native.") if args.api_key_id else None
+            mode = SafelistMode(args.mode) if args.mode else None
+            lines = asyncio.run(_trust_documents(settings, args.org, args.files, key, mode))
+            print("\n".join(lines))
         elif args.command == "rotate-key":
             print(asyncio.run(_rotate_key(settings)))
         elif args.command == "token":

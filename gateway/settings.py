@@ -33,6 +33,34 @@ class Settings(BaseSettings):
     host: str = "127.0.0.1"
     port: int = Field(default=8000, ge=1, le=65535)
 
+    # Limits and protection (README: "Limits and protection").
+    max_body_bytes: int = Field(default=1024 * 1024, ge=1024)
+    max_header_bytes: int = Field(default=16 * 1024, ge=1024)  # each header value, and all
+    max_document_chars: int = Field(default=100_000, ge=100)
+    max_tokens: int = Field(default=15_000, ge=10)
+    max_depth: int = Field(default=12, ge=1)
+    max_aliases: int = Field(default=50, ge=0)
+    query_cost_budgets: dict[str, int] = Field(
+        default_factory=lambda: {
+            "anonymous": 1_000,
+            "customer": 1_000,
+            "org_user": 5_000,
+            "org_owner": 10_000,
+            "platform_owner": 20_000,
+        }
+    )
+    # Requests per second (and bursts) per person or API key, and per address without one.
+    actor_rate: float = Field(default=20.0, gt=0)
+    actor_burst: int = Field(default=60, ge=1)
+    anonymous_rate: float = Field(default=5.0, gt=0)
+    anonymous_burst: int = Field(default=20, ge=1)
+    # The share of the organization's daily API calls one actor (other than an owner) may use.
+    actor_daily_share: float = Field(default=0.25, gt=0, le=1)
+    persisted_queries_chars: int = Field(default=4 * 1024 * 1024, ge=0)
+    csrf_prevention: bool = True
+    cors_origins: list[str] = Field(default_factory=list)
+    metrics_token: SecretStr | None = None  # /metrics needs 'Authorization: Bearer <it>'
+
     @field_validator("encryption_key")
     @classmethod
     def _key_is_32_bytes(cls, value: SecretStr | None) -> SecretStr | None:

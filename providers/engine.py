@@ -164,6 +164,29 @@ TABLES: dict[str, Table] = {
             indexes=(("org_id", "created_at"),),
             unique=("key_hash",),
         ),
+        Table(
+            "trusted_documents",
+            {
+                "id": "text",
+                "org_id": "text",
+                "scope_key": "text",  # a hash of (org, sha256, key scope): one row for each
+                "sha256": "text",
+                "document": "text",
+                "name": "text",
+                "api_key_id": "text",
+                "created_by": "text",
+                "created_at": "datetime",
+                "removed_at": "datetime",
+            },
+            indexes=(("org_id", "sha256"), ("org_id", "created_at", "id")),
+            unique=("scope_key",),
+        ),
+        Table(
+            # One row per organization (id = the organization's id), for settings that are
+            # not part of its plan.
+            "organization_settings",
+            {"id": "text", "safelist_mode": "text", "updated_at": "datetime"},
+        ),
     )
 }
 

@@ -34,6 +34,7 @@ from providers.notion_pages import STATUS_NAMES, page_to_thing, plain_text, rich
 from providers.provider import Capabilities, Health, ListQuery, check_health, retry_after
 from providers.records import Page, Thing, ThingStatus, require_changeable, require_transition
 from providers.registry import ProviderFactory, register
+from providers.validation import excerpt
 
 log = logging.getLogger(__name__)
 
@@ -70,7 +71,7 @@ def _page_id(id: str) -> str:
     try:
         return str(uuid.UUID(id))
     except ValueError:
-        raise InvalidInputError(f"'{id[:40]}' is not a Notion page id", field="id") from None
+        raise InvalidInputError(f"'{excerpt(id)}' is not a Notion page id", field="id") from None
 
 
 class NotionProvider:

@@ -23,6 +23,14 @@ class Role(enum.StrEnum):
     CUSTOMER = "customer"
 
 
+class SafelistMode(enum.StrEnum):
+    """Which of an organization's requests may run only its trusted documents."""
+
+    OFF = "off"
+    API_KEYS = "api_keys"  # requests authenticated by an API key
+    ALL = "all"  # every member's request, except owners'
+
+
 class ThingStatus(enum.StrEnum):
     DRAFT = "draft"
     ACTIVE = "active"
@@ -166,6 +174,9 @@ EVENT_TYPES: frozenset[str] = frozenset(
         "security_alert",
         "api_key_created",
         "api_key_revoked",
+        "trusted_documents_registered",
+        "trusted_documents_removed",
+        "safelist_mode_changed",
     }
 )
 
@@ -204,12 +215,14 @@ class Person:
 
 @dataclass(frozen=True, slots=True)
 class Membership:
-    """A person's `member_of` connection to an organization, with its role."""
+    """A person's `member_of` connection to an organization, with its role, and the name the
+    organization gave the person when it added them (`None`: the person's own)."""
 
     person_id: str
     org_id: str
     role: Role
     since: datetime
+    name: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -312,3 +325,19 @@ class ApiKey:
     created_at: datetime = field(default_factory=utcnow)
     last_used_at: datetime | None = None
     revoked_at: datetime | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class TrustedDocument:
+    """A GraphQL document an owner approved, known by the SHA-256 of its text (the hash
+    Apollo's persisted queries send). `api_key_id` narrows it to one key's requests."""
+
+    id: str
+    org_id: str
+    sha256: str
+    document: str
+    name: str | None = None
+    api_key_id: str | None = None
+    created_by: str | None = None
+    created_at: datetime = field(default_factory=utcnow)
+    removed_at: datetime | None = None

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 
 from providers.errors import InvalidInputError
 from providers.records import Kind
+from providers.validation import excerpt
 
 PROVIDER_NAMES: frozenset[str] = frozenset({"native", "wordpress", "shopify", "notion"})
 _LOCAL_ID = re.compile(r"[A-Za-z0-9_-]{1,128}")
@@ -46,11 +47,11 @@ class Ref:
             kind = Kind(kind_name)
         except ValueError:
             raise InvalidInputError(
-                f"'{field}' is not a valid id: unknown kind '{kind_name[:20]}'", field=field
+                f"'{field}' is not a valid id: unknown kind '{excerpt(kind_name)}'", field=field
             ) from None
         if provider not in PROVIDER_NAMES:
             raise InvalidInputError(
-                f"'{field}' is not a valid id: unknown provider '{provider[:20]}'", field=field
+                f"'{field}' is not a valid id: unknown provider '{excerpt(provider)}'", field=field
             )
         if not _LOCAL_ID.fullmatch(local_id):
             raise InvalidInputError(f"'{field}' is not a valid id: bad characters", field=field)

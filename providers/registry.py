@@ -18,6 +18,7 @@ from providers.errors import InvalidInputError, NotFoundError, ProviderSecretErr
 from providers.provider import Capabilities, Provider
 from providers.records import ProviderConfig
 from providers.sealing import Sealer, SealError, unseal_config
+from providers.validation import excerpt
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,7 +56,7 @@ def factory(name: str) -> ProviderFactory:
     except KeyError:
         known = ", ".join(sorted(_FACTORIES))
         raise InvalidInputError(
-            f"unknown provider '{name[:40]}'; providers: {known}", field="provider"
+            f"unknown provider '{excerpt(name)}'; providers: {known}", field="provider"
         ) from None
 
 
@@ -65,7 +66,7 @@ def validate_config(name: str, config: dict[str, Any], routes: list[str]) -> dic
     unknown = sorted(set(routes) - found.thing_types)
     if unknown:
         raise InvalidInputError(
-            f"{name} cannot own {', '.join(unknown)}; "
+            f"{name} cannot own {excerpt(', '.join(unknown))}; "
             f"it owns {', '.join(sorted(found.thing_types))}",
             field="routes",
         )

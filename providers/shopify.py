@@ -40,6 +40,7 @@ from providers.records import (
 )
 from providers.registry import ProviderFactory, register
 from providers.shopify_throttle import MAX_QUERY_COST, CostBucket, estimate_cost
+from providers.validation import excerpt
 
 log = logging.getLogger(__name__)
 
@@ -87,7 +88,7 @@ def _parse_local_id(id: str) -> str:
     match = _LOCAL_ID.fullmatch(id)
     if not match:
         raise InvalidInputError(
-            f"'{id[:40]}' is not a Shopify id (product-<n> or order-<n>)", field="id"
+            f"'{excerpt(id)}' is not a Shopify id (product-<n> or order-<n>)", field="id"
         )
     return f"gid://shopify/{match.group(1).title()}/{match.group(2)}"
 

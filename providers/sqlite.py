@@ -10,7 +10,9 @@ on a shared connection, which gives neither guarantee, hence these thirty lines.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
+import os
 import sqlite3
 import threading
 from collections.abc import AsyncIterator, Callable, Sequence
@@ -25,7 +27,8 @@ from providers.engine import TABLES, AnyOf, Cond, Order, Row, Table, Where, conf
 T = TypeVar("T")
 
 _SQL_OPS = {"eq": "=", "lt": "<", "le": "<=", "gt": ">", "ge": ">="}
-_SCHEMA_VERSION = 4  # 2: provider_configs; 3: provider_configs.health; 4: api_keys
+_SCHEMA_VERSION = 5  # 2: provider_configs; 3: provider_configs.health; 4: api_keys;
+# 5: trusted_documents, organization_settings
 
 
 def _encode(table: Table, row: Row) -> dict[str, Any]:
@@ -172,7 +175,8 @@ class SQLiteEngine:
         return await loop.run_in_executor(pool, lambda: fn(self._connection()))
 
     async def start(self) -> None:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        self._make_private()
 
         def migrate(conn: sqlite3.Connection) -> None:
             version = conn.execute("PRAGMA user_version").fetchone()[0]
@@ -190,6 +194,15 @@ class SQLiteEngine:
             conn.execute("COMMIT")
 
         await self._run(self._writer, migrate)
+
+    def _make_private(self) -> None:
+        """The database and its `-wal` and `-shm` files, readable by this user only. SQLite
+        gives the two the database file's mode, so the file is made here, before SQLite would
+        make it under the umask; chmod tightens files that an older gateway left open."""
+        os.close(os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600))
+        for suffix in ("", "-wal", "-shm"):
+            with contextlib.suppress(FileNotFoundError):
+                os.chmod(f"{self.path}{suffix}", 0o600)
 
     async def close(self) -> None:
         self._writer.shutdown(wait=True)

@@ -1,9 +1,20 @@
-"""Input checks shared by every write of the native store; each failure names its field."""
+"""Input checks shared by every write of the native store; each failure names its field.
+
+Names (of organizations, people, things, keys, labels) and emails are normalized before they
+are stored or compared: Unicode NFC (so "é" typed either way is one name), trimmed, and refused
+when they hold a control or format character (NUL, BOM, zero-width and bidi marks): such
+characters make two values that look alike differ, or hide text. Emails are then lowercased
+whole. RFC 5321 lets a mailbox's local part be case-sensitive, but no mail service we know
+treats it so, and two accounts differing only in case are far likelier one person than two.
+
+Error messages quote user input through `excerpt`, never more than a short prefix of it.
+"""
 
 from __future__ import annotations
 
 import json
 import re
+import unicodedata
 from typing import Any
 
 from providers.errors import InvalidInputError
@@ -21,10 +32,30 @@ MAX_TEXT_LENGTH = 100_000
 MAX_JSON_BYTES = 64 * 1024
 _SLUG = re.compile(r"[a-z0-9][a-z0-9-]{1,62}")
 _EMAIL = re.compile(r"[^@\s]{1,64}@[^@\s]+\.[^@\s]+")
+_INVISIBLE = frozenset({"Cc", "Cf"})  # Unicode control and format characters
+EXCERPT_LENGTH = 40
+
+
+def excerpt(value: str, limit: int = EXCERPT_LENGTH) -> str:
+    """A short, printable prefix of user input, to quote in an error message."""
+    shown = "".join(c if c.isprintable() else "?" for c in value[:limit])
+    return shown + "…" if len(value) > limit else shown
+
+
+def _normalized(value: str, field: str) -> str:
+    cleaned = unicodedata.normalize("NFC", value).strip()
+    for char in cleaned:
+        if unicodedata.category(char) in _INVISIBLE:
+            raise InvalidInputError(
+                f"'{field}' must not contain control or invisible characters "
+                f"(found U+{ord(char):04X})",
+                field=field,
+            )
+    return cleaned
 
 
 def name(value: str, field: str = "name") -> str:
-    cleaned = value.strip()
+    cleaned = _normalized(value, field)
     if not cleaned:
         raise InvalidInputError(f"'{field}' must not be empty", field=field)
     if len(cleaned) > MAX_NAME_LENGTH:
@@ -76,7 +107,7 @@ def slug(value: str, field: str = "slug") -> str:
 
 
 def email(value: str, field: str = "email") -> str:
-    cleaned = value.strip().lower()
+    cleaned = _normalized(value, field).lower()
     if len(cleaned) > 254 or not _EMAIL.fullmatch(cleaned):
         raise InvalidInputError(f"'{field}' is not an email address", field=field)
     return cleaned
@@ -85,7 +116,7 @@ def email(value: str, field: str = "email") -> str:
 def thing_type(value: str, field: str = "type") -> str:
     if value not in THING_TYPES:
         raise InvalidInputError(
-            f"unknown thing type '{value[:40]}'; known types: {', '.join(sorted(THING_TYPES))}",
+            f"unknown thing type '{excerpt(value)}'; known types: {', '.join(sorted(THING_TYPES))}",
             field=field,
         )
     return value
@@ -94,7 +125,7 @@ def thing_type(value: str, field: str = "type") -> str:
 def relationship_type(value: str, field: str = "relationshipType") -> str:
     if value not in RELATIONSHIP_TYPES:
         raise InvalidInputError(
-            f"unknown relationship type '{value[:40]}'; known types: "
+            f"unknown relationship type '{excerpt(value)}'; known types: "
             f"{', '.join(sorted(RELATIONSHIP_TYPES))}",
             field=field,
         )
@@ -104,7 +135,7 @@ def relationship_type(value: str, field: str = "relationshipType") -> str:
 def event_type(value: str, field: str = "type") -> str:
     if value not in EVENT_TYPES:
         raise InvalidInputError(
-            f"unknown event type '{value[:40]}'; known types: {', '.join(sorted(EVENT_TYPES))}",
+            f"unknown event type '{excerpt(value)}'; known types: {', '.join(sorted(EVENT_TYPES))}",
             field=field,
         )
     return value
@@ -115,7 +146,8 @@ def role(value: str, field: str = "role") -> Role:
         return Role(value)
     except ValueError:
         raise InvalidInputError(
-            f"unknown role '{value[:40]}'; roles: {', '.join(r.value for r in Role)}", field=field
+            f"unknown role '{excerpt(value)}'; roles: {', '.join(r.value for r in Role)}",
+            field=field,
         ) from None
 
 
@@ -124,6 +156,7 @@ def status(value: str, field: str = "status") -> ThingStatus:
         return ThingStatus(value)
     except ValueError:
         raise InvalidInputError(
-            f"unknown status '{value[:40]}'; statuses: {', '.join(s.value for s in ThingStatus)}",
+            f"unknown status '{excerpt(value)}'; "
+            f"statuses: {', '.join(s.value for s in ThingStatus)}",
             field=field,
         ) from None

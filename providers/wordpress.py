@@ -32,6 +32,7 @@ from providers.errors import (
 from providers.provider import Capabilities, Health, ListQuery, check_health
 from providers.records import Page, Thing, ThingStatus, require_changeable, require_transition
 from providers.registry import ProviderFactory, register
+from providers.validation import excerpt
 
 log = logging.getLogger(__name__)
 
@@ -107,7 +108,7 @@ def _parse_local_id(id: str) -> tuple[str, int]:
     match = _LOCAL_ID.fullmatch(id)
     if not match:
         raise InvalidInputError(
-            f"'{id[:40]}' is not a WordPress id (post-<n> or page-<n>)", field="id"
+            f"'{excerpt(id)}' is not a WordPress id (post-<n> or page-<n>)", field="id"
         )
     return match.group(1) + "s", int(match.group(2))
 

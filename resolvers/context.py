@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Any
@@ -14,6 +14,7 @@ from providers.native import NativeStore
 from providers.records import Kind, Role
 from providers.refs import native_ref
 from providers.registry import ProviderPool
+from resolvers.documents import QueryLimits
 from resolvers.loaders import Loaders
 from resolvers.router import Router
 
@@ -32,6 +33,10 @@ class Actor:
         return native_ref(Kind.PERSON, self.person_id) if self.person_id else None
 
 
+async def _zero() -> int:
+    return 0
+
+
 @dataclass
 class Context:
     """Built fresh for each request (or WebSocket operation) by the gateway."""
@@ -45,8 +50,13 @@ class Context:
     )
     request: Any = None
     response: Any = None
-    api_calls_today: Callable[[str], int] = field(default=lambda org_id: 0)
+    api_calls_today: Callable[[str], Awaitable[int]] = field(default=lambda org_id: _zero())
     connection_params: dict[str, Any] | None = None  # a WebSocket's connection_init payload
+    limits: QueryLimits = field(default_factory=QueryLimits)
+    cost_budget: int = 1_000  # the most a query may cost (resolvers/cost.py)
+    request_id: str | None = None
+    # Over WebSocket, each operation is admitted (rate and daily calls) when it starts.
+    admit: Callable[[], Awaitable[None]] | None = None
 
     @property
     def actor(self) -> Actor:

@@ -5,9 +5,14 @@ from __future__ import annotations
 
 import strawberry
 
-from providers.records import Role, ThingStatus
+from providers.records import Role, SafelistMode, ThingStatus
 
 strawberry.enum(Role, description="A member's role in an organization.")
 strawberry.enum(ThingStatus, description="draft -> active -> published -> archived (final).")
+strawberry.enum(
+    SafelistMode,
+    description="Which requests may run only trusted documents: none (OFF), those made with an "
+    "API key (API_KEYS), or every member's except owners' (ALL).",
+)
 
-__all__ = ["Role", "ThingStatus"]
+__all__ = ["Role", "SafelistMode", "ThingStatus"]

@@ -1,4 +1,6 @@
-"""Events: the append-only log every change writes, newest first."""
+"""Events: the append-only log every change writes, newest first. Who sees which events, and
+how much of their metadata, is `resolvers.permissions`' to say; the hidden types are left out
+by the store query itself, so counts and pages hold only what the actor may see."""
 
 from __future__ import annotations
 
@@ -15,14 +17,18 @@ from resolvers.context import Info
 from resolvers.ids import global_id, parse_id
 from resolvers.node import Node, load_node
 from resolvers.people import Person
+from resolvers.permissions import event_metadata, hidden_event_types
 
 
 @strawberry.type(description="Something that happened: who did what to which entity, and when.")
 class Event(Node):
     type: str
     timestamp: datetime
-    metadata: JSON
     record: strawberry.Private[EventRecord]
+
+    @strawberry.field(description="Details of the event; configuration details for owners only.")
+    def metadata(self, info: Info) -> JSON:
+        return JSON(event_metadata(info.context.actor, self.record.type, self.record.metadata))
 
     @strawberry.field(description="The person who acted; null for the system or an API key.")
     async def actor(self, info: Info) -> Person | None:
@@ -46,7 +52,6 @@ class Event(Node):
             id=global_id(Kind.EVENT, record.id),
             type=record.type,
             timestamp=record.timestamp,
-            metadata=JSON(record.metadata),
             record=record,
         )
 
@@ -84,6 +89,7 @@ async def events(
         target_ref=str(parse_id(target_id, field="targetId")) if target_id else None,
         actor_ref=str(parse_id(actor_id, Kind.PERSON, "actorId")) if actor_id else None,
         type=type,
+        hidden_types=hidden_event_types(actor),
         first=first,
         after=after,
     )

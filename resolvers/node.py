@@ -8,7 +8,9 @@ from providers.errors import NotFoundError
 from providers.records import Kind
 from providers.refs import Ref
 from providers.registry import not_configured
+from providers.validation import excerpt
 from resolvers.context import Info
+from resolvers.permissions import hidden_event_types
 
 
 @strawberry.interface(description="Anything with a global id: `node(id:)` fetches it.")
@@ -21,7 +23,9 @@ async def load_node(info: Info, ref: Ref) -> Node:
     the same for what does not exist and what belongs to someone else."""
     found = await _load(info, ref)
     if found is None:
-        raise NotFoundError(f"nothing with id '{ref}' in your organization", id=str(ref))
+        raise NotFoundError(
+            f"nothing with id '{excerpt(str(ref))}' in your organization", id=str(ref)
+        )
     return found
 
 
@@ -49,7 +53,8 @@ async def _load(info: Info, ref: Ref) -> Node | None:
         case Kind.CONNECTION:
             return Connection.from_record(record)
         case Kind.EVENT:
-            return Event.from_record(record)
+            hidden = record.type in hidden_event_types(info.context.actor)
+            return None if hidden else Event.from_record(record)
         case Kind.KNOWLEDGE:
             return Knowledge.from_record(record)
 

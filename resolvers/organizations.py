@@ -3,6 +3,12 @@
 Visibility: an actor sees its own organization and that organization's children (a parent's
 members may list and name the children, but a child's members, usage and things stay with the
 child's own members). A platform owner sees every organization.
+
+An org owner's children stay within the parent: on a plan no higher than its plan, and no more
+of them than its plan's `children` limit. `addMember` answers with the email and name the
+caller gave, never what the person's record holds from another organization: one person record
+per email is shared by all their organizations, and each sees the person as it added them
+(see `providers.native.people`).
 """
 
 from __future__ import annotations
@@ -21,7 +27,7 @@ from resolvers.enums import Role
 from resolvers.ids import global_id, parse_id
 from resolvers.node import Node
 from resolvers.people import Membership, Person
-from resolvers.permissions import Action, require
+from resolvers.permissions import Action, can, require, require_grant
 
 
 def visible(info: Info, record: OrganizationRecord) -> bool:
@@ -46,7 +52,9 @@ async def _require_member(info: Info, org_id: str, what: str) -> None:
 class Usage:
     things: int
     members: int
-    api_calls_today: int = strawberry.field(description="Counted by this gateway process (UTC).")
+    api_calls_today: int = strawberry.field(
+        description="Counted per UTC day, by every replica when they share Redis."
+    )
 
 
 @strawberry.type(description="A tenant: owns its people, things, connections, events, knowledge.")
@@ -86,7 +94,7 @@ class Organization(Node):
         return Usage(
             things=await store.things.count(self.record.id),
             members=await store.people.count_members(self.record.id),
-            api_calls_today=info.context.api_calls_today(self.record.id),
+            api_calls_today=await info.context.api_calls_today(self.record.id),
         )
 
     @classmethod
@@ -136,14 +144,15 @@ class CreateOrganizationInput:
 
 async def create_organization(info: Info, input: CreateOrganizationInput) -> Organization:
     """Create an organization and become its owner. An org owner creates children of their
-    own organization; a platform owner may create any."""
+    own organization, within its plan; a platform owner may create any."""
     actor = require(info.context.actor, Action.MANAGE_ORGANIZATIONS)
+    anywhere = can(actor, Action.CREATE_ANY_ORGANIZATION)
     parent_id: str | None = actor.org_id
     if input.parent_id is None:
         parent_id = None
     elif input.parent_id is not UNSET:
         parent_id = parse_id(input.parent_id, Kind.ORGANIZATION, "parentId").local_id
-    if actor.role is not Role.PLATFORM_OWNER and parent_id != actor.org_id:
+    if not anywhere and parent_id != actor.org_id:
         raise ForbiddenError(
             "an org owner may only create children of their own organization", field="parentId"
         )
@@ -154,6 +163,7 @@ async def create_organization(info: Info, input: CreateOrganizationInput) -> Org
         parent_id=parent_id,
         plan=input.plan,
         owner_id=actor.person_id,
+        within_parent=not anywhere,
     )
     return Organization.from_record(record)
 
@@ -175,16 +185,15 @@ class AddMemberPayload:
 
 
 async def add_member(info: Info, input: AddMemberInput) -> AddMemberPayload:
-    """Add a person (created when new, matched by email otherwise) with a role."""
+    """Add a person (created when new, matched by email otherwise) with a role; the answer
+    shows the person as the caller gave them."""
     actor = require(info.context.actor, Action.MANAGE_MEMBERS)
+    require_grant(actor, input.role)
     org_id = actor.org_id
     if input.organization_id is not None:
         org_id = parse_id(input.organization_id, Kind.ORGANIZATION, "organizationId").local_id
-    if actor.role is not Role.PLATFORM_OWNER:
-        if org_id != actor.org_id:
-            raise NotFoundError("organization not found", field="organizationId")
-        if input.role is Role.PLATFORM_OWNER:
-            raise ForbiddenError("only a platform owner may grant platform_owner", field="role")
+    if actor.role is not Role.PLATFORM_OWNER and org_id != actor.org_id:
+        raise NotFoundError("organization not found", field="organizationId")
     person, membership = await info.context.store.people.add_member(
         org_id, actor_ref=actor.ref, email=input.email, name=input.name, role=input.role
     )

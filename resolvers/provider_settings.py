@@ -14,6 +14,7 @@ from providers import configuration
 from providers.errors import ForbiddenError, InvalidInputError, NotFoundError
 from providers.records import Kind, ProviderConfig
 from providers.registry import factory
+from providers.validation import excerpt
 from resolvers.context import Actor, Info
 from resolvers.enums import Role
 from resolvers.ids import parse_id
@@ -155,7 +156,7 @@ async def test_provider_connection(
         None,
     )
     if config is None:
-        raise NotFoundError(f"no '{provider[:40]}' provider is configured", field="provider")
+        raise NotFoundError(f"no '{excerpt(provider)}' provider is configured", field="provider")
     summary = await configuration.check(
         info.context.store, info.context.providers, config, actor.ref
     )

@@ -3,18 +3,10 @@
 from __future__ import annotations
 
 import inspect
-from functools import partial
 from typing import Any
 
 import strawberry
 from graphql import GraphQLError
-from strawberry.extensions import (
-    AddValidationRules,
-    MaxAliasesLimiter,
-    ParserCache,
-    QueryDepthLimiter,
-    ValidationCache,
-)
 from strawberry.types.execution import ExecutionContext
 
 from resolvers import (
@@ -27,20 +19,10 @@ from resolvers import (
     people,
     provider_settings,
     things,
+    trusted_documents,
 )
-from resolvers.errors import ErrorCodes, log_unexpected
-
-# Deep enough for thing -> connections -> to -> owner -> membership -> organization -> ...,
-# shallow enough that one request cannot fan out without bound.
-MAX_QUERY_DEPTH = 12
-MAX_ALIASES = 50
-DOCUMENT_CACHE_SIZE = 1024
-# Built once: ValidationCache keys on the rule classes, and the limiter extensions would make
-# new ones for every request, so nothing would ever be found in the cache.
-_LIMIT_RULES = (
-    *QueryDepthLimiter(max_depth=MAX_QUERY_DEPTH).validation_rules,
-    *MaxAliasesLimiter(max_alias_count=MAX_ALIASES).validation_rules,
-)
+from resolvers.errors import code_errors
+from resolvers.guard import RequestGuard
 
 
 def _query(resolver: Any) -> Any:
@@ -64,6 +46,8 @@ class Query:
     knowledge_search = _query(knowledge.knowledge_search)
     providers = _query(provider_settings.providers)
     api_keys = _query(api_keys.api_keys)
+    safelist_mode = _query(trusted_documents.safelist_mode)
+    trusted_documents = _query(trusted_documents.trusted_documents)
 
 
 @strawberry.type
@@ -82,13 +66,16 @@ class Mutation:
     rollback_provider = _mutation(provider_settings.rollback_provider)
     create_api_key = _mutation(api_keys.create_api_key)
     revoke_api_key = _mutation(api_keys.revoke_api_key)
+    register_trusted_documents = _mutation(trusted_documents.register_trusted_documents)
+    remove_trusted_documents = _mutation(trusted_documents.remove_trusted_documents)
+    set_safelist_mode = _mutation(trusted_documents.set_safelist_mode)
 
 
 class OneSchema(strawberry.Schema):
     def process_errors(
         self, errors: list[GraphQLError], execution_context: ExecutionContext | None = None
     ) -> None:
-        log_unexpected(errors, execution_context)
+        code_errors(errors, execution_context)
 
 
 def build_schema(**kwargs: Any) -> strawberry.Schema:
@@ -106,13 +93,8 @@ def build_schema(**kwargs: Any) -> strawberry.Schema:
             events.Event,
             knowledge.Knowledge,
         ],
-        extensions=[
-            ErrorCodes,
-            # Clients send the same few documents again and again: parse and validate once.
-            partial(ParserCache, maxsize=DOCUMENT_CACHE_SIZE),
-            partial(ValidationCache, maxsize=DOCUMENT_CACHE_SIZE),
-            partial(AddValidationRules, list(_LIMIT_RULES)),
-        ],
+        # Parses, validates (cached), checks limits and cost: see resolvers/guard.py.
+        extensions=[RequestGuard],
         **kwargs,
     )
 

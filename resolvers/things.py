@@ -26,7 +26,7 @@ from resolvers.knowledge import Knowledge
 from resolvers.node import Node
 from resolvers.organizations import Organization
 from resolvers.people import Person
-from resolvers.permissions import Action, require
+from resolvers.permissions import Action, hidden_event_types, require
 
 
 @strawberry.interface(description="An entity of the ontology, from whichever provider owns it.")
@@ -69,7 +69,9 @@ class Thing(Node):
     @strawberry.field(description="The newest events about this thing.")
     async def events(self, info: Info, first: int = 10) -> list[Event]:
         found = await info.context.loaders.events(min(max(first, 0), 100)).load(self.ref)
-        return [Event.from_record(e) for e in found]
+        # Configuration events are about organizations, not things: this only keeps it so.
+        hidden = hidden_event_types(info.context.actor)
+        return [Event.from_record(e) for e in found if e.type not in hidden]
 
     @strawberry.field
     async def knowledge(self, info: Info) -> list[Knowledge]:
@@ -211,7 +213,9 @@ async def thing(info: Info, id: strawberry.ID) -> Thing | None:
     ref = parse_id(id, Kind.THING)
     record = await load_thing(info, ref, detail=wants_detail(info))
     if record is None:
-        raise NotFoundError(f"no thing with id '{ref}' in your organization", id=str(ref))
+        raise NotFoundError(
+            f"no thing with id '{validation.excerpt(str(ref))}' in your organization", id=str(ref)
+        )
     return thing_from_record(record)
 
 

@@ -98,7 +98,11 @@ def wordpress(tmp_path_factory: pytest.TempPathFactory) -> Iterator[WordPress]:
 
 @pytest.fixture
 def app(tmp_path: Path) -> Starlette:
-    settings = load_settings(env="test", data_dir=tmp_path, jwt_secret=JWT_SECRET)
+    # Generous rate limits: most tests send requests back to back; the tests of the limits
+    # themselves (tests/gateway/test_protection.py) set their own.
+    settings = load_settings(
+        env="test", data_dir=tmp_path, jwt_secret=JWT_SECRET, actor_rate=1000, actor_burst=1000
+    )
     return create_app(settings)
 
 

@@ -12,11 +12,13 @@ from providers.native.api_keys import ApiKeys
 from providers.native.connections import Connections, Direction
 from providers.native.events import EventQuery, Events
 from providers.native.knowledge import KnowledgeBase
-from providers.native.organizations import PLAN_LIMITS, Organizations
+from providers.native.organizations import Organizations
 from providers.native.people import People
 from providers.native.provider_configs import ProviderConfigs
 from providers.native.rows import MAX_PAGE_SIZE
+from providers.native.scope import PLAN_LIMITS
 from providers.native.things import ThingQuery, Things
+from providers.native.trusted_documents import TrustedDocuments
 
 __all__ = [
     "MAX_PAGE_SIZE",
@@ -47,6 +49,7 @@ class NativeStore:
         self.knowledge = KnowledgeBase(engine)
         self.provider_configs = ProviderConfigs(engine)
         self.api_keys = ApiKeys(engine)
+        self.trusted_documents = TrustedDocuments(engine)
 
     async def start(self) -> None:
         await self.engine.start()

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from providers import validation
 from providers.engine import Cond, Engine, Order, Transaction, Where
 from providers.native.rows import decode_cursor, encode_cursor, fetch_page, in_order, to_row
-from providers.records import Event, JSONObject, Page
+from providers.records import EVENT_TYPES, Event, JSONObject, Page
 from providers.refs import new_local_id
 
 
@@ -18,6 +18,7 @@ class EventQuery:
     target_ref: str | None = None
     actor_ref: str | None = None
     type: str | None = None
+    hidden_types: frozenset[str] = frozenset()  # left out of the page and of its count
     first: int = 20
     after: str | None = None
 
@@ -62,6 +63,9 @@ class Events:
             where.append(Cond("actor_ref", "eq", query.actor_ref))
         if query.type is not None:
             where.append(Cond("type", "eq", validation.event_type(query.type)))
+        if query.hidden_types:
+            # Named as the types still shown, so a type unknown to EVENT_TYPES stays hidden.
+            where.append(Cond("type", "in", EVENT_TYPES - query.hidden_types))
         order = Order("timestamp", descending=True, after=decode_cursor(query.after))
         rows, has_next, total = await fetch_page(self._engine, "events", where, order, query.first)
         items = [Event(**r) for r in rows]

@@ -5,19 +5,16 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from providers import validation
-from providers.engine import Cond, Engine, Order, Where
-from providers.errors import InvalidInputError, NotFoundError
+from providers.engine import Cond, Engine, Order, Row, Transaction, Where
+from providers.errors import ForbiddenError, InvalidInputError, NotFoundError
 from providers.native.events import record_event
 from providers.native.people import join
 from providers.native.rows import in_order, to_row
-from providers.records import JSONObject, Kind, Organization, Role
+from providers.native.scope import PLAN_LIMITS, require_quota
+from providers.records import Kind, Organization, Role
 from providers.refs import native_ref, new_local_id
 
-PLAN_LIMITS: dict[str, JSONObject] = {
-    "starter": {"things": 1_000, "members": 10, "api_calls_per_day": 10_000},
-    "growth": {"things": 50_000, "members": 100, "api_calls_per_day": 500_000},
-    "enterprise": {"things": 5_000_000, "members": 10_000, "api_calls_per_day": 50_000_000},
-}
+_PLAN_RANK = {plan: rank for rank, plan in enumerate(PLAN_LIMITS)}
 
 
 class Organizations:
@@ -49,12 +46,15 @@ class Organizations:
         parent_id: str | None = None,
         plan: str = "starter",
         owner_id: str | None = None,
+        within_parent: bool = False,
     ) -> Organization:
         """Create an organization; `owner_id`, when given, joins it as its `org_owner` in the
-        same transaction."""
+        same transaction. `within_parent`: on a plan no higher than the parent's, and no more
+        children than the parent's plan allows."""
         if plan not in PLAN_LIMITS:
             raise InvalidInputError(
-                f"unknown plan '{plan[:40]}'; plans: {', '.join(PLAN_LIMITS)}", field="plan"
+                f"unknown plan '{validation.excerpt(plan)}'; plans: {', '.join(PLAN_LIMITS)}",
+                field="plan",
             )
         org = Organization(
             id=new_local_id(),
@@ -65,10 +65,12 @@ class Organizations:
             limits=dict(PLAN_LIMITS[plan]),
         )
         async with self._engine.transaction() as tx:
-            if parent_id is not None and not await tx.find(
-                "organizations", [Cond("id", "eq", parent_id)], limit=1
-            ):
-                raise NotFoundError("parent organization not found", field="parentId")
+            if parent_id is not None:
+                parent = await tx.find("organizations", [Cond("id", "eq", parent_id)], limit=1)
+                if not parent:
+                    raise NotFoundError("parent organization not found", field="parentId")
+                if within_parent:
+                    await _require_room(tx, parent[0], plan)
             await tx.insert("organizations", to_row(org))
             await record_event(
                 tx,
@@ -79,5 +81,17 @@ class Organizations:
                 metadata={"name": org.name, "slug": org.slug, "parent_id": parent_id, "plan": plan},
             )
             if owner_id is not None:
-                await join(tx, org.id, owner_id, Role.ORG_OWNER, actor_ref=actor_ref, new=False)
+                await join(tx, org.id, owner_id, Role.ORG_OWNER, actor_ref=actor_ref)
         return org
+
+
+async def _require_room(tx: Transaction, parent: Row, plan: str) -> None:
+    """Refuse a child above its parent's plan, or one more than the parent's plan allows."""
+    parent_plan = str(parent.get("plan"))
+    if _PLAN_RANK[plan] > _PLAN_RANK.get(parent_plan, -1):
+        raise ForbiddenError(
+            f"a child of a {parent_plan} organization may be on a plan up to {parent_plan}",
+            field="plan",
+        )
+    used = await tx.count("organizations", [Cond("parent_id", "eq", parent["id"])])
+    await require_quota(tx, parent["id"], "children", used)

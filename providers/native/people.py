@@ -1,12 +1,21 @@
-"""The people dimension, and membership: a `member_of` connection that carries the role."""
+"""The people dimension, and membership: a `member_of` connection that carries the role.
+
+One person record per email, shared by every organization the person belongs to. So that no
+organization learns what another stored about that person, an organization sees a person as
+it knows them (`as_member`): with the email it gave (the record's, since emails are matched
+normalized), the name it gave when it added them (kept on its membership), and, as created,
+no earlier than when they joined it. `addMember` answers with that view too, and its event
+does not say whether the person existed before. A person's own memberships are theirs alone.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import replace
 
 from providers import validation
 from providers.engine import Cond, Engine, Order, Row, Transaction, Where
-from providers.errors import InvalidInputError, NotFoundError
+from providers.errors import ConflictError, NotFoundError
 from providers.native.events import record_event
 from providers.native.rows import in_order, to_row
 from providers.native.scope import membership_where, require_quota, valid_at
@@ -20,6 +29,16 @@ def to_membership(row: Row) -> Membership:
         org_id=row["org_id"],
         role=Role(row["metadata"]["role"]),
         since=row["valid_from"],
+        name=row["metadata"].get("name"),
+    )
+
+
+def as_member(person: Person, membership: Membership) -> Person:
+    """`person` as the organization of `membership` knows them (see the module docstring)."""
+    return replace(
+        person,
+        name=membership.name or person.name,
+        created_at=max(person.created_at, membership.since),
     )
 
 
@@ -33,15 +52,16 @@ class People:
         if not members:
             return [None] * len(ids)
         rows = await self._engine.find("people", [Cond("id", "in", set(members))])
-        return in_order(ids, (Person(**r) for r in rows))
+        return in_order(ids, (as_member(Person(**r), members[r["id"]]) for r in rows))
 
     async def get_by_email(self, org_id: str, email: str) -> Person | None:
         rows = await self._engine.find(
             "people", [Cond("email", "eq", validation.email(email))], limit=1
         )
-        if not rows or not await self.memberships(org_id, [rows[0]["id"]]):
+        members = await self.memberships(org_id, [rows[0]["id"]]) if rows else {}
+        if not members:
             return None
-        return Person(**rows[0])
+        return as_member(Person(**rows[0]), members[rows[0]["id"]])
 
     async def memberships(self, org_id: str, person_ids: Sequence[str]) -> dict[str, Membership]:
         """The current membership in `org_id` of each of `person_ids` that has one."""
@@ -72,7 +92,8 @@ class People:
     async def add_member(
         self, org_id: str, *, actor_ref: str | None, email: str, name: str, role: Role
     ) -> tuple[Person, Membership]:
-        """Add a person (created if new, found by email otherwise) to `org_id` with `role`."""
+        """Add a person (created if new, found by email otherwise) to `org_id` with `role`,
+        known there by `name`; returns the person as `org_id` now sees them."""
         email = validation.email(email)
         name = validation.name(name)
         async with self._engine.transaction() as tx:
@@ -82,18 +103,25 @@ class People:
             person = Person(**found[0]) if found else Person(new_local_id(), email, name)
             if not found:
                 await tx.insert("people", to_row(person))
-            membership = await join(tx, org_id, person.id, role, actor_ref=actor_ref, new=not found)
-        return person, membership
+            membership = await join(tx, org_id, person.id, role, actor_ref=actor_ref, name=name)
+        return as_member(person, membership), membership
 
 
 async def join(
-    tx: Transaction, org_id: str, person_id: str, role: Role, *, actor_ref: str | None, new: bool
+    tx: Transaction,
+    org_id: str,
+    person_id: str,
+    role: Role,
+    *,
+    actor_ref: str | None,
+    name: str | None = None,
 ) -> Membership:
-    """Make `person_id` a member of `org_id` inside `tx`, with its `user_joined_org` event."""
+    """Make `person_id` a member of `org_id` inside `tx`, known there by `name` (default: their
+    own), with its `user_joined_org` event."""
     person_ref = native_ref(Kind.PERSON, person_id)
     where = [*membership_where(org_id, utcnow()), Cond("from_ref", "eq", person_ref)]
     if await tx.find("connections", where, limit=1):
-        raise InvalidInputError("this person is already a member", field="email")
+        raise ConflictError("this person is already a member of this organization", field="email")
     await require_quota(
         tx, org_id, "members", await tx.count("connections", membership_where(org_id, utcnow()))
     )
@@ -103,7 +131,7 @@ async def join(
         from_ref=person_ref,
         to_ref=native_ref(Kind.ORGANIZATION, org_id),
         relationship_type="member_of",
-        metadata={"role": role.value},
+        metadata={"role": role.value} if name is None else {"role": role.value, "name": name},
     )
     await tx.insert("connections", to_row(edge))
     await record_event(
@@ -112,6 +140,6 @@ async def join(
         "user_joined_org",
         actor_ref=actor_ref,
         target_ref=person_ref,
-        metadata={"role": role.value, "connection_id": edge.id, "new_person": new},
+        metadata={"role": role.value, "connection_id": edge.id},
     )
     return to_membership(to_row(edge))

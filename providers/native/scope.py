@@ -6,8 +6,21 @@ from datetime import datetime
 
 from providers.engine import AnyOf, Cond, Reader, Where
 from providers.errors import QuotaExceededError
-from providers.records import Kind
+from providers.records import JSONObject, Kind
 from providers.refs import Ref, native_ref
+
+# The plans, cheapest first: a plan ranks by its place here. An organization keeps the limits
+# of its plan as they were when it was created; a limit it lacks is its plan's current one.
+PLAN_LIMITS: dict[str, JSONObject] = {
+    "starter": {"things": 1_000, "members": 10, "children": 3, "api_calls_per_day": 10_000},
+    "growth": {"things": 50_000, "members": 100, "children": 25, "api_calls_per_day": 500_000},
+    "enterprise": {
+        "things": 5_000_000,
+        "members": 10_000,
+        "children": 1_000,
+        "api_calls_per_day": 50_000_000,
+    },
+}
 
 _TABLES = {
     Kind.THING: "things",
@@ -46,12 +59,14 @@ async def exists_in_org(reader: Reader, org_id: str, ref: Ref, at: datetime) -> 
 
 
 async def require_quota(reader: Reader, org_id: str, quota: str, used: int) -> None:
-    """Refuse one more of `quota` ("things", "members") when `used` is at the plan's limit.
-    Called inside the write's transaction, so two writers cannot both take the last one."""
+    """Refuse one more of `quota` ("things", "members", "children") when `used` is at the
+    plan's limit. Called inside the write's transaction, so two writers cannot both take the
+    last one."""
     rows = await reader.find("organizations", [Cond("id", "eq", org_id)], limit=1)
     if not rows:
         return
-    limit = (rows[0].get("limits") or {}).get(quota)
+    limits = {**PLAN_LIMITS.get(rows[0].get("plan") or "", {}), **(rows[0].get("limits") or {})}
+    limit = limits.get(quota)
     if isinstance(limit, int) and used >= limit:
         raise QuotaExceededError(
             f"the {rows[0].get('plan', 'current')} plan allows {limit} {quota}; "

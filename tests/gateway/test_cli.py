@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import hashlib
 import json
 import os
 import socket
@@ -18,6 +20,7 @@ from starlette.testclient import TestClient
 
 from gateway.app import create_app
 from gateway.settings import load_settings
+from gateway.store import started_store
 from tests.wordpress import WordPress
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -169,3 +172,75 @@ def test_configure_provider_and_rotate_key(env: dict[str, str], wordpress: WordP
             headers={"Authorization": f"Bearer {token}"},
         ).json()
     assert body["data"]["things"]["totalCount"] >= 60
+
+
+def test_trusted_documents_from_files_and_a_manifest(env: dict[str, str], tmp_path: Path) -> None:
+    assert cli("seed-demo", env=env).returncode == 0
+    things = tmp_path / "Things.graphql"
+    things.write_text("query Things { things { totalCount } }\n")
+    body = "query Me { me { role } }"
+    manifest = tmp_path / "manifest.json"
+    manifest.write_text(
+        json.dumps(
+            {
+                "format": "apollo-persisted-query-manifest",
+                "version": 1,
+                "operations": [
+                    {
+                        "id": hashlib.sha256(body.encode()).hexdigest(),
+                        "name": "Me",
+                        "type": "query",
+                        "body": body,
+                    },
+                    {
+                        "id": "custom-id",
+                        "name": "Other",
+                        "type": "query",
+                        "body": "{ me { role } }",
+                    },
+                ],
+            }
+        )
+    )
+    result = cli(
+        "trusted-documents",
+        "--org",
+        "acme",
+        "--mode",
+        "api_keys",
+        str(things),
+        str(manifest),
+        env=env,
+    )
+    assert result.returncode == 0, result.stderr
+    hashes = [
+        hashlib.sha256(things.read_bytes()).hexdigest(),
+        hashlib.sha256(body.encode()).hexdigest(),
+    ]
+    assert result.stdout.splitlines()[:2] == [f"{hashes[0]}  Things", f"{hashes[1]}  Me"]
+    assert result.stdout.splitlines()[3] == "safelist mode of acme: api_keys"
+    assert "operation 1" in result.stderr and "custom-id" not in result.stdout
+
+    async def stored() -> tuple[str, bool, bool]:
+        settings = load_settings(data_dir=Path(env["ONE_DATA_DIR"]))
+        async with started_store(settings) as store:
+            org = await store.organizations.get_by_slug("acme")
+            assert org is not None
+            docs = store.trusted_documents
+            return (
+                (await docs.safelist_mode(org.id)).value,
+                await docs.is_trusted(org.id, hashes[0], None),
+                (await docs.page(org.id)).total_count == 3,
+            )
+
+    assert asyncio.run(stored()) == ("api_keys", True, True)
+
+    broken = tmp_path / "broken.graphql"
+    broken.write_text("query {")
+    failed = cli("trusted-documents", "--org", "acme", str(things), str(broken), env=env)
+    assert failed.returncode == 2 and f"{broken}: document 1 is not GraphQL" in failed.stderr
+    foreign = cli(
+        "trusted-documents", "--org", "acme", "--api-key-id", "nope", str(things), env=env
+    )
+    assert foreign.returncode == 2 and "API key not found" in foreign.stderr
+    assert "Traceback" not in failed.stderr + foreign.stderr

@@ -10,9 +10,11 @@ import pytest
 
 from providers.errors import (
     ConflictError,
+    ForbiddenError,
     InvalidInputError,
     InvalidTransitionError,
     NotFoundError,
+    QuotaExceededError,
 )
 from providers.native import EventQuery, NativeStore, ThingQuery
 from providers.records import Kind, Organization, Role, ThingStatus, utcnow
@@ -63,7 +65,7 @@ async def test_members_are_scoped_to_their_organization(store: NativeStore) -> N
     assert await store.people.get_many(acme.id, [person.id]) == [person]
     assert await store.people.get_many(other.id, [person.id]) == [None]
     assert await store.people.get_by_email(other.id, "ann@acme.test") is None
-    with pytest.raises(InvalidInputError, match="already a member"):
+    with pytest.raises(ConflictError, match="already a member"):
         await store.people.add_member(
             acme.id, actor_ref=owner, email="ann@acme.test", name="Ann", role=Role.CUSTOMER
         )
@@ -334,6 +336,54 @@ async def test_event_pages_are_newest_first_and_filtered(store: NativeStore) -> 
     refs = [e.target_ref or "" for e in first.items]
     batched = await store.events.of_targets(org.id, refs, limit=5)
     assert [len(v) for v in batched.values()] == [1, 1, 1]
+
+
+async def test_hidden_event_types_are_left_out_of_pages_and_counts(store: NativeStore) -> None:
+    org, owner = await make_org(store)
+    await store.api_keys.create(org.id, actor_ref=owner, name="K", role=Role.CUSTOMER)
+    everything = await store.events.page(org.id, EventQuery(first=100))
+    hidden = frozenset({"api_key_created"})
+    shown = await store.events.page(org.id, EventQuery(hidden_types=hidden, first=100))
+    assert "api_key_created" in {e.type for e in everything.items}
+    assert [e for e in everything.items if e.type not in hidden] == shown.items
+    assert shown.total_count == everything.total_count - 1
+    none = await store.events.page(org.id, EventQuery(type="api_key_created", hidden_types=hidden))
+    assert none.items == [] and none.total_count == 0
+
+
+async def test_children_within_the_parent_plan(store: NativeStore) -> None:
+    parent, _ = await make_org(store, "parent")  # starter: 3 children
+    with pytest.raises(ForbiddenError):
+        await store.organizations.create(
+            actor_ref=None,
+            name="G",
+            slug="kid-g",
+            parent_id=parent.id,
+            plan="growth",
+            within_parent=True,
+        )
+    for n in range(3):
+        await store.organizations.create(
+            actor_ref=None, name="K", slug=f"kid-{n}", parent_id=parent.id, within_parent=True
+        )
+    with pytest.raises(QuotaExceededError) as refused:
+        await store.organizations.create(
+            actor_ref=None, name="K", slug="kid-3", parent_id=parent.id, within_parent=True
+        )
+    assert refused.value.extensions["quota"] == "children"
+    unbounded = await store.organizations.create(
+        actor_ref=None, name="K", slug="kid-3", parent_id=parent.id, plan="enterprise"
+    )
+    assert unbounded.plan == "enterprise"
+
+
+@pytest.mark.parametrize("bad", ["a@b.c\u0000", "\ufeffa@b.c", "a\u200bb@b.c"])
+async def test_emails_with_invisible_characters_are_refused(store: NativeStore, bad: str) -> None:
+    org, _ = await make_org(store)
+    with pytest.raises(InvalidInputError, match="invisible"):
+        await store.people.add_member(
+            org.id, actor_ref=None, email=bad, name="A", role=Role.CUSTOMER
+        )
 
 
 async def test_knowledge_is_linked_and_searchable(store: NativeStore) -> None:

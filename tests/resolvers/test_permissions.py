@@ -61,6 +61,7 @@ MATRIX: dict[str, tuple[str, bool, set[Role]]] = {
     ),
     "see providers": ("{ providers { provider } }", False, {PO, OO, OU}),
     "manage API keys": ("{ apiKeys { id } }", False, {PO, OO}),
+    "manage trusted documents": ("mutation { setSafelistMode(mode: OFF) }", False, {PO, OO}),
 }
 
 

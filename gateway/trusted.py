@@ -1,0 +1,61 @@
+"""Safelists: an organization that turned one on runs only its trusted documents.
+
+Mode `api_keys` restricts requests made with an API key; mode `all` restricts everyone but
+the organization's owners (who must be able to manage the list). A document is trusted for
+an actor when it was registered for the whole organization or for the actor's key. Modes and
+answers are cached for `TTL` seconds: a change takes effect within that time.
+"""
+
+from __future__ import annotations
+
+import time
+
+from gateway.persisted_queries import sha256
+from providers.native import NativeStore
+from providers.records import Role, SafelistMode
+from resolvers.context import Actor
+
+TTL = 10.0
+_MAX_ENTRIES = 10_000
+_EXEMPT = frozenset({Role.ORG_OWNER, Role.PLATFORM_OWNER})
+
+
+class Safelists:
+    def __init__(self, store: NativeStore) -> None:
+        self._store = store
+        self._modes: dict[str, tuple[SafelistMode, float]] = {}
+        self._trusted: dict[tuple[str, str, str | None], tuple[bool, float]] = {}
+
+    async def allows(self, actor: Actor, document: str) -> bool:
+        if not await self._restricted(actor):
+            return True
+        digest = sha256(document)
+        key = (actor.org_id, digest, actor.api_key_id)
+        cached = self._trusted.get(key)
+        if cached is not None and time.monotonic() - cached[1] < TTL:
+            return cached[0]
+        trusted = await self._store.trusted_documents.is_trusted(*key)
+        if len(self._trusted) > _MAX_ENTRIES:
+            self._trusted.clear()
+        self._trusted[key] = (trusted, time.monotonic())
+        return trusted
+
+    async def document(self, actor: Actor, digest: str) -> str | None:
+        """The text of a trusted document asked for by its hash alone."""
+        return await self._store.trusted_documents.get_text(
+            actor.org_id, digest.lower(), actor.api_key_id
+        )
+
+    async def _restricted(self, actor: Actor) -> bool:
+        cached = self._modes.get(actor.org_id)
+        if cached is None or time.monotonic() - cached[1] >= TTL:
+            mode = await self._store.trusted_documents.safelist_mode(actor.org_id)
+            if len(self._modes) > _MAX_ENTRIES:
+                self._modes.clear()
+            cached = self._modes[actor.org_id] = (mode, time.monotonic())
+        mode = cached[0]
+        if mode is SafelistMode.API_KEYS:
+            return actor.api_key_id is not None
+        if mode is SafelistMode.ALL:
+            return actor.api_key_id is not None or actor.role not in _EXEMPT
+        return False

@@ -1,0 +1,439 @@
+"""`/graphql`: GraphQL over HTTP and WebSocket, and what a request passes before it runs.
+
+Over HTTP, in order, each step refusing with a GraphQL-shaped error and its own code:
+
+1. the method (GET or POST, else 405) and CSRF prevention: a GET, or a POST with a
+   CORS-safelisted content type, must carry `Apollo-Require-Preflight` or
+   `X-Apollo-Operation-Name`, so a browser cannot send it cross-site without a preflight;
+2. the body: at most `max_body_bytes` (413), `application/json` (415), a JSON object (400);
+3. the document, before authentication: found by its hash (automatic persisted queries),
+   then its size, tokens, validity, depth and aliases (`resolvers.documents`);
+4. the actor (a token or an API key), and its admission: the rate bucket of the actor (or of
+   the client's address when it sent no credential, 429) and the organization's daily calls;
+5. the organization's safelist, when it has one: only trusted documents run;
+6. execution, where the cost budget is checked first (`resolvers.guard`).
+
+Answers are `application/graphql-response+json` when the client accepts it, with 400 for a
+request that did not execute; `application/json` otherwise, with 200 for any GraphQL result.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Mapping
+from dataclasses import replace
+from typing import Any, cast
+
+from graphql import GraphQLError, OperationType, get_operation_ast
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.types import Receive, Scope, Send
+from starlette.websockets import WebSocket
+from strawberry import UNSET
+from strawberry.asgi import GraphQL
+from strawberry.exceptions import ConnectionRejectionError, MissingQueryError
+from strawberry.schema.exceptions import CannotGetOperationTypeError, InvalidOperationTypeError
+from strawberry.types import ExecutionResult
+from strawberry.types.graphql import OperationType as StrawberryOperation
+from strawberry.types.unset import UnsetType
+
+from gateway.admission import Admission
+from gateway.auth import Authenticator
+from gateway.persisted_queries import PersistedQueries, sha256
+from gateway.requests import request_id
+from gateway.settings import Settings
+from gateway.trusted import Safelists
+from providers.errors import (
+    ForbiddenError,
+    NotFoundError,
+    OneError,
+    QuotaExceededError,
+    RateLimitedError,
+)
+from providers.native import NativeStore
+from providers.records import Kind, Role
+from providers.refs import Ref
+from providers.registry import ProviderPool
+from resolvers.context import Actor, Context
+from resolvers.documents import QueryLimits, checker
+from resolvers.schema import schema
+
+log = logging.getLogger("one.gateway")
+
+JSON = "application/json"
+GRAPHQL_RESPONSE = "application/graphql-response+json"
+_SIMPLE_CONTENT_TYPES = frozenset(
+    {"text/plain", "application/x-www-form-urlencoded", "multipart/form-data"}
+)
+_PREFLIGHT_HEADERS = ("apollo-require-preflight", "x-apollo-operation-name")
+_OPERATIONS = {
+    "GET": frozenset({StrawberryOperation.QUERY}),
+    "POST": frozenset({StrawberryOperation.QUERY, StrawberryOperation.MUTATION}),
+}
+
+
+# A GraphQL request error (the request was read, but will not run): 400 when the client
+# accepts application/graphql-response+json, 200 under plain JSON, as GraphQL over HTTP asks.
+REQUEST_ERROR = 0
+
+
+class Refused(Exception):
+    """A request refused before GraphQL ran it: an HTTP status and a coded error."""
+
+    def __init__(
+        self,
+        status: int,
+        code: str,
+        message: str,
+        headers: Mapping[str, str] | None = None,
+        **extensions: Any,
+    ) -> None:
+        super().__init__(message)
+        self.status = status
+        self.headers = dict(headers or {})
+        self.error = {"message": message, "extensions": {"code": code, **extensions}}
+
+
+class OneGraphQL(GraphQL[Context, None]):
+    """Strawberry's view for GraphiQL and WebSockets; HTTP requests take our path."""
+
+    def __init__(
+        self,
+        store: NativeStore,
+        auth: Authenticator,
+        providers: ProviderPool,
+        admission: Admission,
+        settings: Settings,
+    ) -> None:
+        super().__init__(schema, graphql_ide="graphiql")
+        self.store = store
+        self.auth = auth
+        self.providers = providers
+        self.admission = admission
+        self.settings = settings
+        self.limits = QueryLimits(
+            max_document_chars=settings.max_document_chars,
+            max_tokens=settings.max_tokens,
+            max_depth=settings.max_depth,
+            max_aliases=settings.max_aliases,
+        )
+        self.checker = checker(schema._schema, self.limits)
+        self.persisted = PersistedQueries(settings.persisted_queries_chars)
+        self.safelists = Safelists(store)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await super().__call__(scope, receive, send)
+            return
+        request = Request(scope, receive)
+        media = JSON
+        try:
+            if _wants_graphiql(request):
+                response: Response = await self.render_graphql_ide(request)
+            else:
+                media = _response_media(request.headers.get("accept"))
+                response = await self._serve(request, media)
+        except Refused as exc:
+            status = exc.status or (400 if media == GRAPHQL_RESPONSE else 200)
+            response = _json({"errors": [exc.error]}, status, media, exc.headers)
+        await response(scope, receive, send)
+
+    async def _serve(self, request: Request, media: str) -> Response:
+        if request.method not in _OPERATIONS:
+            raise Refused(405, "METHOD_NOT_ALLOWED", "use GET or POST", {"Allow": "GET, POST"})
+        self._prevent_csrf(request)
+        params = await self._params(request)
+        query, digest = self._persisted(params)
+        if query is not None:
+            self._check_document(query, params, request.method)
+        actor = await self._admit(request)
+        if query is None:  # a hash we do not know: maybe one of the organization's documents
+            query = await self._trusted_text(actor, digest)
+            self._check_document(query, params, request.method)
+        if isinstance(actor, Actor):
+            await self._require_trusted(actor, query)
+        context = await self._context(request, actor)
+        try:
+            result = await self.schema.execute(
+                query,
+                variable_values=params.get("variables"),
+                context_value=context,
+                operation_name=params.get("operationName"),
+                allowed_operation_types=_OPERATIONS[request.method],
+                operation_extensions=params.get("extensions"),
+            )
+        except (CannotGetOperationTypeError, InvalidOperationTypeError, MissingQueryError) as exc:
+            raise Refused(400, "BAD_REQUEST", _reason(exc)) from None
+        return _result(result, media)
+
+    def _prevent_csrf(self, request: Request) -> None:
+        if not self.settings.csrf_prevention:
+            return
+        content_type = request.headers.get("content-type")
+        if content_type and _media_type(content_type) not in _SIMPLE_CONTENT_TYPES:
+            return
+        if any(request.headers.get(h, "").strip() for h in _PREFLIGHT_HEADERS):
+            return
+        raise Refused(
+            400,
+            "CSRF_PREVENTED",
+            "this request may be a cross-site request forgery: send it with "
+            "'Content-Type: application/json', or with an 'Apollo-Require-Preflight' header",
+        )
+
+    async def _params(self, request: Request) -> dict[str, Any]:
+        if request.method == "GET":
+            params: dict[str, Any] = dict(request.query_params)
+            for name in ("variables", "extensions"):
+                if params.get(name):
+                    params[name] = _json_value(params[name], name)
+        else:
+            if _media_type(request.headers.get("content-type", "")) != JSON:
+                raise Refused(
+                    415, "UNSUPPORTED_MEDIA_TYPE", "send 'Content-Type: application/json'"
+                )
+            body = await _body(request, self.settings.max_body_bytes)
+            params = _json_value(body, "the body")
+            if not isinstance(params, dict):
+                raise Refused(400, "BAD_REQUEST", "the body must be a JSON object")
+        for name, kind in (("query", str), ("operationName", str)):
+            if params.get(name) is not None and not isinstance(params[name], kind):
+                raise Refused(400, "BAD_REQUEST", f"'{name}' must be a string")
+        for name in ("variables", "extensions"):
+            if params.get(name) is not None and not isinstance(params[name], dict):
+                raise Refused(400, "BAD_REQUEST", f"'{name}' must be an object")
+        return params
+
+    def _persisted(self, params: dict[str, Any]) -> tuple[str | None, str | None]:
+        """The document, and the hash it was asked by (Apollo's automatic persisted queries)."""
+        query: str | None = params.get("query") or None
+        persisted = (params.get("extensions") or {}).get("persistedQuery")
+        if persisted is None:
+            if query is None:
+                raise Refused(400, "BAD_REQUEST", "no GraphQL document: send 'query'")
+            return query, None
+        digest = persisted.get("sha256Hash") if isinstance(persisted, dict) else None
+        if not isinstance(digest, str) or persisted.get("version") != 1:
+            raise Refused(400, "BAD_REQUEST", "persistedQuery needs version 1 and a sha256Hash")
+        if query is None:
+            return self.persisted.get(digest), digest
+        if sha256(query) != digest:
+            raise Refused(400, "PERSISTED_QUERY_HASH_MISMATCH", "the hash is not the query's")
+        self.persisted.put(query)
+        return query, digest
+
+    def _check_document(self, query: str, params: dict[str, Any], method: str) -> None:
+        try:
+            checked = self.checker.check(query)
+        except GraphQLError as exc:
+            raise Refused(REQUEST_ERROR, **_coded(exc)) from None
+        if checked.errors:
+            raise Refused(REQUEST_ERROR, **_coded(checked.errors[0]))
+        operation = get_operation_ast(checked.document, params.get("operationName"))
+        if (
+            method == "GET"
+            and operation is not None
+            and operation.operation is not OperationType.QUERY
+        ):
+            raise Refused(405, "METHOD_NOT_ALLOWED", "send mutations with POST", {"Allow": "POST"})
+
+    async def _admit(self, request: Request) -> Actor | OneError:
+        headers = request.headers
+        for name, value in headers.items():
+            if len(value) > self.settings.max_header_bytes:
+                raise Refused(431, "HEADER_TOO_LARGE", f"the '{name[:40]}' header is too large")
+        actor = await self._actor(
+            headers.get("authorization"),
+            headers.get("x-api-key"),
+            headers.get("x-one-organization"),
+        )
+        try:
+            if isinstance(actor, Actor):
+                await self.admission.admit(actor)
+            else:
+                await self.admission.admit_anonymous(request.client.host if request.client else "")
+        except RateLimitedError as exc:
+            retry = str(exc.extensions.get("retryAfter", 1))
+            raise Refused(
+                429, exc.code, exc.message, {"Retry-After": retry}, **exc.extensions
+            ) from None
+        except QuotaExceededError as exc:
+            return exc  # every field of this request answers QUOTA_EXCEEDED
+        return actor
+
+    async def _trusted_text(self, actor: Actor | OneError, digest: str | None) -> str:
+        text = None
+        if isinstance(actor, Actor) and digest is not None:
+            text = await self.safelists.document(actor, digest)
+        if text is None:
+            raise Refused(REQUEST_ERROR, "PERSISTED_QUERY_NOT_FOUND", "PersistedQueryNotFound")
+        return text
+
+    async def _require_trusted(self, actor: Actor, query: str) -> None:
+        if not await self.safelists.allows(actor, query):
+            raise Refused(
+                REQUEST_ERROR,
+                "PERSISTED_QUERY_NOT_IN_LIST",
+                "this organization runs only its trusted documents, and this is not one",
+            )
+
+    async def _context(self, request: Request | WebSocket, actor: Actor | OneError) -> Context:
+        budget = await self.admission.cost_budget(actor if isinstance(actor, Actor) else None)
+        return Context(
+            api_calls_today=self.admission.calls_today,
+            store=self.store,
+            providers=self.providers,
+            actor_or_error=actor,
+            request=request,
+            limits=self.limits,
+            cost_budget=budget,
+            request_id=request_id(),
+        )
+
+    async def on_ws_connect(self, context: Context) -> UnsetType | dict[str, object] | None:
+        """WebSockets authenticate in `connection_init`, as HTTP does in headers (browsers
+        cannot set headers on a WebSocket): `{"Authorization": "Bearer ..."}` or
+        `{"X-API-Key": "..."}`. Refused: closed with 4403."""
+        params = {
+            k.lower(): v for k, v in (context.connection_params or {}).items() if isinstance(v, str)
+        }
+        if params:
+            context.actor_or_error = await self._actor(
+                params.get("authorization"),
+                params.get("x-api-key"),
+                params.get("x-one-organization"),
+            )
+        actor = context.actor_or_error
+        if isinstance(actor, OneError):
+            raise ConnectionRejectionError({"message": actor.message})
+        context.cost_budget = await self.admission.cost_budget(actor)
+        context.admit = lambda: self.admission.admit(actor)
+        return cast(UnsetType, UNSET)
+
+    async def get_context(self, request: Request | WebSocket, response: Any) -> Context:
+        """The context of a WebSocket connection, until `connection_init` names the actor
+        (HTTP requests build theirs in `_serve`)."""
+        return Context(
+            api_calls_today=self.admission.calls_today,
+            store=self.store,
+            providers=self.providers,
+            request=request,
+            limits=self.limits,
+            request_id=request_id(),
+        )
+
+    async def _actor(
+        self, authorization: str | None, api_key: str | None, acting_for: str | None = None
+    ) -> Actor | OneError:
+        actor = await self.auth.authenticate(authorization, self.store, api_key)
+        if isinstance(actor, Actor) and acting_for:
+            actor = await self._acting_for(actor, acting_for)
+        return actor
+
+    async def _acting_for(self, actor: Actor, organization: str) -> Actor | OneError:
+        """A platform owner acts in another organization by naming it in
+        `X-One-Organization` (its id); nobody else may."""
+        try:
+            org_id = Ref.parse(organization, expect=Kind.ORGANIZATION).local_id
+        except OneError as exc:
+            return exc
+        if org_id == actor.org_id:
+            return actor
+        if actor.role is not Role.PLATFORM_OWNER:
+            return ForbiddenError("only a platform owner may act for another organization")
+        if (await self.store.organizations.get_many([org_id]))[0] is None:
+            return NotFoundError("X-One-Organization names no organization")
+        return replace(actor, org_id=org_id)
+
+
+def _wants_graphiql(request: Request) -> bool:
+    return (
+        request.method == "GET"
+        and "query" not in request.query_params
+        and "extensions" not in request.query_params
+        and "text/html" in request.headers.get("accept", "")
+    )
+
+
+def _response_media(accept: str | None) -> str:
+    """`application/graphql-response+json` when the client accepts it, else JSON (406 when
+    it accepts neither)."""
+    if not accept:
+        return JSON
+    accepted = {}
+    for part in accept.split(","):
+        media, _, parameters = part.partition(";")
+        quality = 1.0
+        for parameter in parameters.split(";"):
+            name, _, value = parameter.partition("=")
+            if name.strip() == "q":
+                try:
+                    quality = float(value)
+                except ValueError:
+                    quality = 0.0
+        accepted[media.strip().lower()] = quality
+    if accepted.get(GRAPHQL_RESPONSE, 0) > 0:
+        return GRAPHQL_RESPONSE
+    if any(accepted.get(m, 0) > 0 for m in (JSON, "application/*", "*/*")):
+        return JSON
+    raise Refused(406, "NOT_ACCEPTABLE", f"this endpoint answers {GRAPHQL_RESPONSE} or {JSON}")
+
+
+def _media_type(content_type: str) -> str:
+    return content_type.partition(";")[0].strip().lower()
+
+
+async def _body(request: Request, limit: int) -> bytes:
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > limit:
+        raise Refused(413, "PAYLOAD_TOO_LARGE", f"the request body is over {limit} bytes")
+    chunks, size = [], 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise Refused(413, "PAYLOAD_TOO_LARGE", f"the request body is over {limit} bytes")
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def _json_value(text: str | bytes, what: str) -> Any:
+    try:
+        return json.loads(text)
+    except (ValueError, RecursionError):  # not JSON, not UTF-8, or nested past Python's stack
+        raise Refused(400, "BAD_REQUEST", f"{what} is not valid JSON") from None
+
+
+def _coded(error: GraphQLError) -> dict[str, Any]:
+    extensions = dict(error.extensions or {})
+    code = str(extensions.pop("code", "GRAPHQL_VALIDATION_FAILED"))
+    if error.locations:
+        extensions["locations"] = [loc.formatted for loc in error.locations]
+    return {"code": code, "message": error.message, **extensions}
+
+
+def _reason(exc: Exception) -> str:
+    as_reason = getattr(exc, "as_http_error_reason", None)
+    return str(as_reason()) if callable(as_reason) else "no GraphQL operation to run"
+
+
+def _result(result: ExecutionResult, media: str) -> Response:
+    errors = result.errors or []
+    # Errors without a path came before execution: the request did not run, so no `data`.
+    not_run = result.data is None and bool(errors) and all(not e.path for e in errors)
+    body: dict[str, Any] = {} if not_run else {"data": result.data}
+    if errors:
+        body["errors"] = [e.formatted for e in errors]
+    if result.extensions:
+        body["extensions"] = result.extensions
+    status = 400 if not_run and media == GRAPHQL_RESPONSE else 200
+    return _json(body, status, media)
+
+
+def _json(
+    body: dict[str, Any], status: int, media: str, headers: Mapping[str, str] | None = None
+) -> Response:
+    content = json.dumps(body, ensure_ascii=False, separators=(",", ":"), default=str)
+    return Response(
+        content, status, headers=dict(headers or {}), media_type=f"{media}; charset=utf-8"
+    )

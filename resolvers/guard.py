@@ -1,0 +1,93 @@
+"""The schema extension every operation passes, over HTTP and WebSocket alike.
+
+Parsing and validation go through the `DocumentChecker` of the request's `QueryLimits`
+(size, tokens, depth, aliases; cached). Before execution, the query's cost is computed with
+its variables and refused past the actor's budget with `QUERY_TOO_COMPLEX`. A client that
+sends `"extensions": {"cost": true}` gets `extensions.cost` back: the requested and actual
+cost and the budget.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+from graphql import ExecutionResult as GraphQLExecutionResult
+from graphql import GraphQLError, parse
+from strawberry.extensions import SchemaExtension
+
+from providers.errors import OneError
+from resolvers.cost import QueryCost, actual_cost
+from resolvers.documents import Checked, QueryLimits, checker, refusal
+
+# Stands in for a document that did not parse, so Strawberry reports our coded error (and
+# over WebSocket sends it as an `error` message instead of closing the socket).
+_PLACEHOLDER = parse("{ __typename }")
+_DEFAULT_LIMITS = QueryLimits()
+DEFAULT_COST_BUDGET = 1_000
+
+
+class RequestGuard(SchemaExtension):
+    def __init__(self) -> None:
+        self._checked: Checked | None = None
+        self._requested: int | None = None
+
+    def on_parse(self) -> Iterator[None]:
+        ctx = self.execution_context
+        if ctx.graphql_document is None and ctx.query:
+            limits = getattr(ctx.context, "limits", _DEFAULT_LIMITS)
+            try:
+                self._checked = checker(ctx.schema._schema, limits).check(ctx.query)
+            except GraphQLError as error:
+                ctx.graphql_document = _PLACEHOLDER
+                ctx.pre_execution_errors = [error]
+            else:
+                ctx.graphql_document = self._checked.document
+                # Validated when checked: an empty list tells Strawberry not to validate again.
+                ctx.pre_execution_errors = list(self._checked.errors)
+        yield
+
+    async def on_execute(self) -> Any:
+        ctx = self.execution_context
+        admit = getattr(ctx.context, "admit", None)
+        if admit is not None and ctx.result is None:  # an operation over a WebSocket
+            try:
+                await admit()
+            except OneError as exc:
+                error = GraphQLError(exc.message, original_error=exc)
+                ctx.result = GraphQLExecutionResult(data=None, errors=[error])
+        if ctx.graphql_document is not None and ctx.result is None:
+            self._requested = QueryCost(
+                ctx.schema._schema, ctx.graphql_document, ctx.operation_name, ctx.variables
+            ).requested()
+            budget = self._budget()
+            if self._requested > budget:
+                error = refusal(
+                    f"the query's cost {self._requested} is over this request's budget of "
+                    f"{budget}: ask for fewer items (smaller `first`) or fewer nested lists",
+                    "QUERY_TOO_COMPLEX",
+                    cost=self._requested,
+                    limit=budget,
+                )
+                ctx.result = GraphQLExecutionResult(data=None, errors=[error])
+        yield
+
+    def get_results(self) -> dict[str, Any]:
+        ctx = self.execution_context
+        asked = bool((ctx.operation_extensions or {}).get("cost"))
+        if not asked or self._requested is None or ctx.graphql_document is None:
+            return {}
+        data = ctx.result.data if ctx.result is not None else None
+        return {
+            "cost": {
+                "requestedQueryCost": self._requested,
+                "actualQueryCost": actual_cost(
+                    ctx.schema._schema, ctx.graphql_document, ctx.operation_name, data
+                ),
+                "budget": self._budget(),
+            }
+        }
+
+    def _budget(self) -> int:
+        budget = getattr(self.execution_context.context, "cost_budget", DEFAULT_COST_BUDGET)
+        return int(budget)
