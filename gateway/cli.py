@@ -16,6 +16,7 @@ import httpx
 from gateway.auth import authenticator
 from gateway.crypto import KeyRing
 from gateway.demo import seed_demo
+from gateway.requests import RequestIdFilter
 from gateway.settings import Settings, SettingsError, load_settings
 from gateway.store import started_store
 from providers.configuration import configure, seal
@@ -260,7 +261,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         "which keeps credentials out of the process list",
     )
     args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(
+        level=logging.INFO, format="%(levelname)s %(name)s [%(request_id)s]: %(message)s"
+    )
+    for handler in logging.getLogger().handlers:
+        handler.addFilter(RequestIdFilter())
 
     if args.command == "export-schema":
         from resolvers.schema import schema

@@ -7,10 +7,7 @@ ones (`?rest_route=`) both work. Credentials are an Application Password (HTTP B
 
 from __future__ import annotations
 
-import base64
-import binascii
 import html
-import json
 import logging
 import re
 from collections.abc import Sequence
@@ -22,6 +19,7 @@ from urllib.parse import parse_qs, urlsplit
 import httpx
 from pydantic import BaseModel, ConfigDict, Field, HttpUrl, SecretStr, field_validator
 
+from providers.cursors import decode_cursor_value, encode_cursor_value, invalid_cursor
 from providers.errors import (
     InvalidInputError,
     NotFoundError,
@@ -120,19 +118,17 @@ def _gmt(value: str | None) -> datetime:
 
 
 def _encode_cursor(offset: int) -> str:
-    return base64.urlsafe_b64encode(json.dumps({"o": offset}).encode()).decode().rstrip("=")
+    return encode_cursor_value({"o": offset})
 
 
 def _decode_cursor(cursor: str | None) -> int:
     if cursor is None:
         return 0
-    try:
-        offset = json.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))["o"]
-        if isinstance(offset, int) and offset >= 0:
-            return offset
-    except (binascii.Error, ValueError, TypeError, KeyError):
-        pass
-    raise InvalidInputError("'after' is not a cursor this API returned", field="after")
+    value = decode_cursor_value(cursor)
+    offset = value.get("o") if isinstance(value, dict) else None
+    if isinstance(offset, int) and not isinstance(offset, bool) and offset >= 0:
+        return offset
+    raise invalid_cursor()
 
 
 class WordPressProvider:

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import inspect
+from datetime import datetime
 from typing import Any
 
 import strawberry
+from strawberry.schema.config import StrawberryConfig
 from graphql import GraphQLError
 from strawberry.types.execution import ExecutionContext
 
@@ -23,6 +25,7 @@ from resolvers import (
 )
 from resolvers.errors import code_errors
 from resolvers.guard import RequestGuard
+from resolvers.scalars import DateTime
 
 
 def _query(resolver: Any) -> Any:
@@ -93,6 +96,7 @@ def build_schema(**kwargs: Any) -> strawberry.Schema:
             events.Event,
             knowledge.Knowledge,
         ],
+        config=StrawberryConfig(scalar_map={datetime: DateTime}),
         # Parses, validates (cached), checks limits and cost: see resolvers/guard.py.
         extensions=[RequestGuard],
         **kwargs,

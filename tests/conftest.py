@@ -73,6 +73,15 @@ class Api:
         body: dict[str, Any] = response.json()
         return body
 
+    def post_body(
+        self, body: dict[str, Any], *, org: str = "acme", role: Role = Role.ORG_OWNER
+    ) -> dict[str, Any]:
+        """Any request body (extensions, persisted queries), as a member."""
+        headers = {"Authorization": f"Bearer {self.token(org, role)}"}
+        response = self.client.post("/graphql", json=body, headers=headers)
+        result: dict[str, Any] = response.json()
+        return result
+
     def data(self, query: str, variables: dict[str, Any] | None = None, **kw: Any) -> Any:
         """The `data` of a request that must succeed without errors."""
         body = self.post(query, variables, **kw)

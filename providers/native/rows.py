@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-import base64
-import binascii
-import json
 from collections.abc import Iterable, Sequence
 from dataclasses import fields
 from datetime import datetime
 from enum import Enum
 from typing import Any, TypeVar
 
+from providers.cursors import decode_cursor_value, encode_cursor_value, invalid_cursor
 from providers.engine import Engine, Order, Row, Where
 from providers.errors import InvalidInputError
 from providers.records import Thing, ThingStatus
@@ -38,21 +36,17 @@ def in_order(ids: Sequence[str], records: Iterable[R], key: str = "id") -> list[
 
 
 def encode_cursor(value: datetime, id: str) -> str:
-    raw = json.dumps([value.isoformat(), id], separators=(",", ":")).encode()
-    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+    return encode_cursor_value([value.isoformat(), id])
 
 
 def decode_cursor(cursor: str | None) -> tuple[datetime, str] | None:
     if cursor is None:
         return None
     try:
-        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
-        value, id = json.loads(raw)
+        value, id = decode_cursor_value(cursor)
         return datetime.fromisoformat(value), str(id)
-    except (binascii.Error, ValueError, TypeError, UnicodeDecodeError):
-        raise InvalidInputError(
-            "'after' is not a cursor this API returned", field="after"
-        ) from None
+    except (ValueError, TypeError):
+        raise invalid_cursor() from None
 
 
 def page_size(first: int) -> int:
