@@ -2,12 +2,19 @@
 
 from __future__ import annotations
 
+import os
+import shutil
+import socket
+import subprocess
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
+from redis import Redis as SyncRedis
+from redis.exceptions import ConnectionError as RedisConnectionError
 from starlette.applications import Starlette
 from starlette.testclient import TestClient
 
@@ -96,6 +103,54 @@ class Api:
         assert error["extensions"]["code"], error
         assert "Traceback" not in error["message"]
         return error
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@pytest.fixture(scope="session")
+def redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A redis-server of our own for the whole session, stopped at its end."""
+    binary = shutil.which("redis-server") or "/usr/bin/redis-server"
+    if not os.access(binary, os.X_OK):
+        pytest.fail(
+            "redis-server is not installed; the rate-limit tests need the real server: "
+            "run `make system-deps` (or apt-get install redis-server)"
+        )
+    port = free_port()
+    workdir: Path = tmp_path_factory.mktemp("redis")
+    logfile = workdir / "redis.log"
+    options = f"--port {port} --bind 127.0.0.1 --appendonly no --dir {workdir} --logfile {logfile}"
+    server = subprocess.Popen([binary, *options.split(), "--save", ""])
+    try:
+        _wait_for_ping(server, port, logfile)
+        yield f"redis://127.0.0.1:{port}/0"
+    finally:
+        server.terminate()
+        server.wait(timeout=10)
+
+
+def _wait_for_ping(server: subprocess.Popen[bytes], port: int, logfile: Path) -> None:
+    client = SyncRedis(port=port, socket_connect_timeout=0.2)
+    deadline = time.monotonic() + 15
+    try:
+        while True:
+            try:
+                if client.ping():
+                    return
+            except RedisConnectionError:
+                pass  # not listening yet
+            if server.poll() is not None:
+                output = logfile.read_text() if logfile.exists() else ""
+                pytest.fail(f"redis-server exited with {server.returncode}:\n{output}")
+            if time.monotonic() > deadline:
+                pytest.fail(f"redis-server did not answer PING on port {port} within 15 s")
+            time.sleep(0.05)
+    finally:
+        client.close()
 
 
 @pytest.fixture(scope="session")

@@ -461,3 +461,48 @@ def test_metrics_need_the_configured_token(tmp_path: Path) -> None:
         assert client.get("/metrics", headers={"Authorization": "Bearer wrong"}).status_code == 401
         ok = client.get("/metrics", headers={"Authorization": "Bearer " + "m" * 40})
         assert ok.status_code == 200 and "one_http_requests_total" in ok.text
+
+
+def test_replicas_share_rate_limits_and_daily_calls_through_redis(
+    tmp_path: Path, redis_url: str
+) -> None:
+    from redis import Redis as SyncRedis
+    from starlette.testclient import TestClient
+
+    SyncRedis.from_url(redis_url).flushdb()
+    settings = _settings(tmp_path, redis_url=redis_url, actor_rate=0.001, actor_burst=3)
+    with TestClient(create_app(settings)) as first:
+        api = Api(first, {})
+        api.run(seed_demo, api.store)
+        token = api.token("acme", Role.CUSTOMER)
+        headers = {"Authorization": f"Bearer {token}"}
+        with TestClient(create_app(settings)) as second:  # another replica, same store
+            statuses = [
+                client.post("/graphql", json={"query": "{ me { role } }"}, headers=headers)
+                for client in (first, second, first, second)
+            ]
+            assert [r.status_code for r in statuses] == [200, 200, 200, 429]
+            usage = second.post(
+                "/graphql",
+                json={"query": "{ organization { usage { apiCallsToday } } }"},
+                headers={"Authorization": f"Bearer {api.token('acme', Role.ORG_OWNER)}"},
+            ).json()
+            # three calls by the customer on both replicas, and this one
+            assert usage["data"]["organization"]["usage"]["apiCallsToday"] == 4
+
+
+def test_cors_allows_only_the_configured_origins(tmp_path: Path) -> None:
+    from starlette.testclient import TestClient
+
+    settings = _settings(tmp_path, cors_origins=["https://app.example"])
+    with TestClient(create_app(settings)) as client:
+        for origin, allowed in (("https://app.example", True), ("https://evil.example", False)):
+            response = client.options(
+                "/graphql",
+                headers={
+                    "Origin": origin,
+                    "Access-Control-Request-Method": "POST",
+                    "Access-Control-Request-Headers": "content-type, authorization",
+                },
+            )
+            assert (response.headers.get("access-control-allow-origin") == origin) is allowed

@@ -4,19 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import os
-import shutil
-import socket
-import subprocess
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from datetime import UTC, date, datetime, timedelta
-from pathlib import Path
 
 import pytest
-from redis import Redis as SyncRedis
 from redis.asyncio import Redis
-from redis.exceptions import ConnectionError as RedisConnectionError
 
 from gateway import rate_limits
 from gateway.rate_limits import (
@@ -28,56 +21,9 @@ from gateway.rate_limits import (
     RedisDailyCalls,
 )
 from providers.errors import QuotaExceededError, RateLimitedError
+from tests.conftest import free_port
 
 SLOW = 0.001  # tokens per second: no refill within a test
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-@pytest.fixture(scope="session")
-def redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """A redis-server of our own for the whole session, stopped at its end."""
-    binary = shutil.which("redis-server") or "/usr/bin/redis-server"
-    if not os.access(binary, os.X_OK):
-        pytest.fail(
-            "redis-server is not installed; the rate-limit tests need the real server: "
-            "run `make system-deps` (or apt-get install redis-server)"
-        )
-    port = _free_port()
-    workdir: Path = tmp_path_factory.mktemp("redis")
-    logfile = workdir / "redis.log"
-    options = f"--port {port} --bind 127.0.0.1 --appendonly no --dir {workdir} --logfile {logfile}"
-    server = subprocess.Popen([binary, *options.split(), "--save", ""])
-    try:
-        _wait_for_ping(server, port, logfile)
-        yield f"redis://127.0.0.1:{port}/0"
-    finally:
-        server.terminate()
-        server.wait(timeout=10)
-
-
-def _wait_for_ping(server: subprocess.Popen[bytes], port: int, logfile: Path) -> None:
-    client = SyncRedis(port=port, socket_connect_timeout=0.2)
-    deadline = time.monotonic() + 15
-    try:
-        while True:
-            try:
-                if client.ping():
-                    return
-            except RedisConnectionError:
-                pass  # not listening yet
-            if server.poll() is not None:
-                output = logfile.read_text() if logfile.exists() else ""
-                pytest.fail(f"redis-server exited with {server.returncode}:\n{output}")
-            if time.monotonic() > deadline:
-                pytest.fail(f"redis-server did not answer PING on port {port} within 15 s")
-            time.sleep(0.05)
-    finally:
-        client.close()
 
 
 async def _emptied(redis_url: str) -> Redis:
@@ -315,7 +261,7 @@ async def test_redis_keys_expire_when_no_longer_needed(redis: Redis) -> None:
 async def test_when_redis_is_down_limits_fail_open_and_count_here(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
-    limits = RateLimits.from_url(f"redis://:s3cret-pass@127.0.0.1:{_free_port()}/0?password=x")
+    limits = RateLimits.from_url(f"redis://:s3cret-pass@127.0.0.1:{free_port()}/0?password=x")
     caplog.set_level(logging.WARNING, logger="one.rate_limits")
     started = time.monotonic()
     try:
