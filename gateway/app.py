@@ -8,7 +8,6 @@ import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-import httpx
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.middleware.cors import CORSMiddleware
@@ -19,12 +18,13 @@ from starlette.routing import Route, WebSocketRoute
 from gateway.admission import Admission
 from gateway.auth import authenticator
 from gateway.crypto import KeyRing
-from gateway.health import check_providers_every
+from gateway.health import CircuitEvents, check_providers_every
 from gateway.metrics import Metrics, MetricsMiddleware
 from gateway.rate_limits import RateLimits
 from gateway.requests import RequestIds
 from gateway.settings import Settings, load_settings
 from gateway.store import open_store
+from gateway.upstreams import UpstreamDeadlines, upstream_client, upstream_policy
 from gateway.view import OneGraphQL
 from providers.native import NativeStore
 from providers.registry import ProviderPool
@@ -38,14 +38,18 @@ def create_app(settings: Settings | None = None, *, store: NativeStore | None = 
     store = store or open_store(settings)
     auth = authenticator(settings)
     metrics = Metrics(store)
-    # One client for every upstream call: pooled connections, and timeouts per provider.
-    http = httpx.AsyncClient(
-        limits=httpx.Limits(max_connections=200, max_keepalive_connections=50),
-        timeout=httpx.Timeout(10.0),
-        headers={"User-Agent": "one-gateway"},
-    )
+    # One client for every upstream call, its addresses checked at connect time; each
+    # organization's provider gets its own bulkhead and circuit breaker on it.
+    http = upstream_client(settings)
     keyring = KeyRing.from_settings(settings)
-    providers = ProviderPool(http, keyring)
+    providers = ProviderPool(
+        http,
+        keyring,
+        policy=upstream_policy(settings),
+        observer=metrics,
+        on_circuit_change=CircuitEvents(store),
+    )
+    metrics.watch_circuits(providers.upstreams)
     limits = RateLimits.from_url(settings.redis_url)
     graphql = OneGraphQL(store, auth, providers, Admission(store, limits, settings), settings)
 
@@ -108,6 +112,7 @@ def create_app(settings: Settings | None = None, *, store: NativeStore | None = 
                 max_age=600,
             ),
             Middleware(MetricsMiddleware, metrics=metrics),
+            Middleware(UpstreamDeadlines, seconds=settings.upstream_deadline_seconds),
         ],
         lifespan=lifespan,
     )

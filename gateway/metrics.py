@@ -1,4 +1,5 @@
-"""Prometheus metrics: requests and latency per route, and the store's round trips."""
+"""Prometheus metrics: requests and latency per route, the store's round trips, and each
+upstream's latency, errors and circuit state."""
 
 from __future__ import annotations
 
@@ -6,13 +7,15 @@ import time
 from collections.abc import Iterator
 
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
-from prometheus_client.core import CounterMetricFamily
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from providers.native import NativeStore
+from providers.upstream import CircuitState, Upstreams
 
 _ROUTES = frozenset({"/graphql", "/healthz", "/readyz", "/metrics"})
+CIRCUIT_VALUES = {CircuitState.CLOSED: 0, CircuitState.HALF_OPEN: 1, CircuitState.OPEN: 2}
 
 
 class _StoreCollector(Collector):
@@ -27,8 +30,24 @@ class _StoreCollector(Collector):
         yield family
 
 
+class _CircuitCollector(Collector):
+    def __init__(self, upstreams: Upstreams) -> None:
+        self._upstreams = upstreams
+
+    def collect(self) -> Iterator[GaugeMetricFamily]:
+        family = GaugeMetricFamily(
+            "one_upstream_circuit_state",
+            "Circuit breaker of each organization's provider: 0 closed, 1 half-open, 2 open",
+            labels=["organization", "provider"],
+        )
+        for org_id, provider, state in self._upstreams.circuits():
+            family.add_metric([org_id, provider], CIRCUIT_VALUES[state])
+        yield family
+
+
 class Metrics:
-    """One registry per app, so two apps in one process (tests) never share counters."""
+    """One registry per app, so two apps in one process (tests) never share counters.
+    It observes the upstream calls too (`providers.upstream.UpstreamObserver`)."""
 
     def __init__(self, store: NativeStore) -> None:
         self.registry = CollectorRegistry()
@@ -38,7 +57,28 @@ class Metrics:
         self.latency = Histogram(
             "one_http_request_seconds", "HTTP request latency", ["route"], registry=self.registry
         )
+        self.upstream_latency = Histogram(
+            "one_upstream_request_seconds",
+            "Latency of each request to an upstream (every attempt)",
+            ["provider"],
+            registry=self.registry,
+        )
+        self.upstream_errors = Counter(
+            "one_upstream_errors",
+            "Upstream calls that failed, by the code their caller received",
+            ["provider", "code"],
+            registry=self.registry,
+        )
         self.registry.register(_StoreCollector(store))
+
+    def watch_circuits(self, upstreams: Upstreams) -> None:
+        self.registry.register(_CircuitCollector(upstreams))
+
+    def exchanged(self, provider: str, seconds: float) -> None:
+        self.upstream_latency.labels(provider).observe(seconds)
+
+    def failed(self, provider: str, code: str) -> None:
+        self.upstream_errors.labels(provider, code).inc()
 
     def render(self) -> bytes:
         return generate_latest(self.registry)

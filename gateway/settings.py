@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+import ipaddress
+import json
 import os
+import re
 import secrets
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+_HOST = re.compile(r"[A-Za-z0-9]([A-Za-z0-9-]{0,62})(\.[A-Za-z0-9-]{1,63})*\.?")
 
 
 class SettingsError(Exception):
@@ -61,6 +66,22 @@ class Settings(BaseSettings):
     cors_origins: list[str] = Field(default_factory=list)
     metrics_token: SecretStr | None = None  # /metrics needs 'Authorization: Bearer <it>'
 
+    # Upstreams (README: "Resilience: timeouts, deadline, retries, breakers, bulkheads, SSRF").
+    upstream_deadline_seconds: float = Field(default=10.0, gt=0, le=300)  # per GraphQL request
+    upstream_attempts: int = Field(default=3, ge=1, le=10)  # tries per upstream call
+    upstream_backoff_seconds: float = Field(default=0.1, ge=0)  # first backoff; doubles ...
+    upstream_backoff_max_seconds: float = Field(default=2.0, ge=0)  # ... up to this
+    upstream_concurrency: int = Field(default=20, ge=1)  # in flight per (org, provider)
+    upstream_max_connections: int = Field(default=1000, ge=1)  # the shared pool, all orgs
+    upstream_breaker_failures: int = Field(default=5, ge=1)  # in a row: the circuit opens
+    upstream_breaker_failure_rate: float = Field(default=0.5, gt=0, le=1)  # ... or this share
+    upstream_breaker_window: int = Field(default=20, ge=1)  # ... of the last this many calls
+    upstream_breaker_min_calls: int = Field(default=10, ge=1)  # ... once there are this many
+    upstream_breaker_cooldown_seconds: float = Field(default=30.0, gt=0)  # open -> half-open
+    # Hosts or CIDRs upstreams may reach although private or loopback (comma-separated or a
+    # JSON list). Loopback is allowed without it in development and test.
+    upstream_allowlist: Annotated[list[str], NoDecode] = Field(default_factory=list)
+
     @field_validator("encryption_key")
     @classmethod
     def _key_is_32_bytes(cls, value: SecretStr | None) -> SecretStr | None:
@@ -68,6 +89,27 @@ class Settings(BaseSettings):
             from gateway.crypto import parse_key
 
             parse_key(value.get_secret_value())  # ValueError names what is wrong, not the key
+        return value
+
+    @field_validator("upstream_allowlist", mode="before")
+    @classmethod
+    def _comma_separated_or_json(cls, value: object) -> object:
+        if isinstance(value, str):
+            text = value.strip()
+            if text.startswith("["):
+                return json.loads(text)
+            return [part.strip() for part in text.split(",") if part.strip()]
+        return value
+
+    @field_validator("upstream_allowlist")
+    @classmethod
+    def _hosts_or_networks(cls, value: list[str]) -> list[str]:
+        for entry in value:
+            try:
+                ipaddress.ip_network(entry.strip("[]"), strict=False)
+            except ValueError:
+                if not _HOST.fullmatch(entry):
+                    raise ValueError(f"'{entry}' is neither a host name nor a CIDR") from None
         return value
 
     @model_validator(mode="after")

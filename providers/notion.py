@@ -4,18 +4,19 @@ The version is pinned and sent on every request: 2022-06-28 queries databases di
 (`POST /v1/databases/{id}/query`); 2025-09-03's data sources are not spoken here. Notion has
 no batch read, so a batch is concurrent `GET /v1/pages/{id}`s, and every request of an
 integration passes one limiter that keeps it at Notion's 3 requests per second on average
-(bursts allowed), honouring `Retry-After` on 429. Page content (blocks) is fetched only when
-a caller asks for it.
+(bursts allowed); a 429's `Retry-After` is honoured by the upstream client. Page content
+(blocks) is fetched only when a caller asks for it.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import re
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import UTC
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 import httpx
 from aiolimiter import AsyncLimiter
@@ -25,15 +26,26 @@ from providers.errors import (
     InvalidInputError,
     InvalidTransitionError,
     NotFoundError,
+    OneError,
     ProviderAuthError,
-    ProviderRateLimitedError,
-    ProviderResponseError,
-    ProviderUnavailableError,
 )
-from providers.notion_pages import STATUS_NAMES, page_to_thing, plain_text, rich_text
-from providers.provider import Capabilities, Health, ListQuery, check_health, retry_after
+from providers.notion_pages import (
+    BLOCKS,
+    ERROR,
+    OBJECT,
+    PAGE,
+    PAGES,
+    STATUS_NAMES,
+    Listing,
+    NotionPage,
+    block_text,
+    page_to_thing,
+    rich_text,
+)
+from providers.provider import Capabilities, Health, ListQuery, check_health
 from providers.records import Page, Thing, ThingStatus, require_changeable, require_transition
 from providers.registry import ProviderFactory, register
+from providers.upstream import Answer, Upstreams, json_body
 from providers.validation import excerpt
 
 log = logging.getLogger(__name__)
@@ -42,7 +54,8 @@ NAME = "notion"
 NOTION_VERSION: Literal["2022-06-28"] = "2022-06-28"
 MAX_PAGE_SIZE = 100
 MAX_BLOCKS = 100
-_RETRYABLE = {500, 502, 503, 504, 529}
+_CODE = re.compile(r"[a-z_]{1,40}")
+T = TypeVar("T")
 
 
 class NotionConfig(BaseModel):
@@ -56,6 +69,7 @@ class NotionConfig(BaseModel):
     status_property: str = "Status"  # a select whose option names are the lifecycle's
     requests_per_second: float = Field(default=3.0, gt=0, le=3.0)
     timeout_seconds: float = Field(default=10.0, gt=0, le=60)
+    # Attempts after the first (429s, and 5xx of reads), within ONE_UPSTREAM_ATTEMPTS.
     max_retries: int = Field(default=5, ge=0, le=20)
 
     @field_validator("database_id")
@@ -80,15 +94,25 @@ class NotionProvider:
     # No batch read: a "batch" is concurrent single reads under the limiter.
     capabilities = Capabilities(read=True, search=True, write=True, batch_size=MAX_PAGE_SIZE)
 
-    def __init__(self, org_id: str, config: NotionConfig, client: httpx.AsyncClient) -> None:
+    def __init__(
+        self, org_id: str, config: NotionConfig, upstreams: httpx.AsyncClient | Upstreams
+    ) -> None:
         self.org_id = org_id
         self._config = config
-        self._base = str(config.base_url).rstrip("/") + "/v1"
-        self._headers = {
-            "Authorization": f"Bearer {config.token.get_secret_value()}",
-            "Notion-Version": config.notion_version,
-        }
-        self._client = client
+        origin = str(config.base_url).rstrip("/")
+        self._base = origin + "/v1"
+        self.upstream = Upstreams.of(upstreams).open(
+            org_id=org_id,
+            provider=NAME,
+            label="Notion",
+            origin=origin,
+            timeout=config.timeout_seconds,
+            attempts=config.max_retries + 1,
+            headers={
+                "Authorization": f"Bearer {config.token.get_secret_value()}",
+                "Notion-Version": config.notion_version,
+            },
+        )
         # The average Notion allows, in bursts one request smaller than its own: arrivals
         # bunch up on the way, and the slack keeps them from tipping the server's bucket over.
         burst = max(1.0, config.requests_per_second - 1)
@@ -104,10 +128,10 @@ class NotionProvider:
 
     async def _get(self, id: str, *, detail: bool) -> Thing | None:
         try:
-            page = await self._send("GET", f"/pages/{_page_id(id)}")
+            page = await self._send("GET", f"/pages/{_page_id(id)}", _PAGE)
         except NotFoundError:
             return None
-        if page.get("parent", {}).get("database_id") != self._config.database_id:
+        if page.database_id != self._config.database_id:
             return None  # shared with the integration, but not part of this organization's database
         thing = self._thing(page)
         if detail:
@@ -122,15 +146,12 @@ class NotionProvider:
             params: dict[str, Any] = {"page_size": MAX_PAGE_SIZE}
             if cursor:
                 params["start_cursor"] = cursor
-            listing = await self._send("GET", f"/blocks/{page_id}/children", params=params)
-            for block in listing.get("results", []):
-                kind = block.get("type")
-                text = plain_text((block.get(kind) or {}).get("rich_text")) if kind else ""
-                if text:
-                    texts.append(text)
-            if not listing.get("has_more"):
+            path = f"/blocks/{page_id}/children"
+            listing = await self._send("GET", path, _BLOCKS, params=params)
+            texts += [text for text in map(block_text, listing.results) if text]
+            if not listing.has_more or not listing.next_cursor:
                 return "\n\n".join(texts)
-            cursor = listing.get("next_cursor")
+            cursor = listing.next_cursor
 
     async def page(self, query: ListQuery) -> Page[Thing]:
         size = min(max(query.first, 1), MAX_PAGE_SIZE)
@@ -157,10 +178,9 @@ class NotionProvider:
             body["filter"] = filters[0] if len(filters) == 1 else {"and": filters}
         if query.after:
             body["start_cursor"] = query.after
-        listing = await self._send(
-            "POST", f"/databases/{self._config.database_id}/query", json=body
-        )
-        return self._listing(listing, query.first)
+        path = f"/databases/{self._config.database_id}/query"
+        listing = await self._send("POST", path, _PAGES, json=body, read=True)
+        return self._listing(listing.results, listing, query.first)
 
     async def _search(self, query: ListQuery, size: int) -> Page[Thing]:
         body: dict[str, Any] = {
@@ -171,19 +191,17 @@ class NotionProvider:
         }
         if query.after:
             body["start_cursor"] = query.after
-        listing = await self._send("POST", "/search", json=body)
+        listing = await self._send("POST", "/search", _PAGES, json=body, read=True)
         # Search spans every page shared with the integration: keep this database's.
-        listing["results"] = [
-            p
-            for p in listing.get("results", [])
-            if p.get("parent", {}).get("database_id") == self._config.database_id
-        ]
-        return self._listing(listing, query.first)
+        mine = [p for p in listing.results if p.database_id == self._config.database_id]
+        return self._listing(mine, listing, query.first)
 
-    def _listing(self, listing: dict[str, Any], first: int) -> Page[Thing]:
-        items = [self._thing(p) for p in listing.get("results", [])][:first]
-        more = bool(listing.get("has_more"))
-        cursor = listing.get("next_cursor")
+    def _listing(
+        self, pages: list[NotionPage], listing: Listing[NotionPage], first: int
+    ) -> Page[Thing]:
+        items = [self._thing(p) for p in pages][:first]
+        more = listing.has_more
+        cursor = listing.next_cursor
         # Notion pages by cursor only: every item shares the cursor of the next page, and
         # the API does not count (total_count None).
         cursors = [cursor or "" for _ in items]
@@ -216,8 +234,7 @@ class NotionProvider:
                 for p in paragraphs
             ],
         }
-        page = await self._send("POST", "/pages", json=body)
-        thing = self._thing(page)
+        thing = self._thing(await self._send("POST", "/pages", _PAGE, json=body))
         thing.properties["content"] = "\n\n".join(paragraphs)
         return thing
 
@@ -236,8 +253,8 @@ class NotionProvider:
             raise InvalidInputError(
                 "nothing Notion can update: give a name or tags", field="properties", provider=NAME
             )
-        page = await self._send("PATCH", f"/pages/{_page_id(id)}", json={"properties": changes})
-        return self._thing(page)
+        body = {"properties": changes}
+        return self._thing(await self._send("PATCH", f"/pages/{_page_id(id)}", _PAGE, json=body))
 
     async def change_status(self, id: str, status: ThingStatus) -> Thing:
         current = await self._current(id)
@@ -250,7 +267,7 @@ class NotionProvider:
                     self._config.status_property: {"select": {"name": STATUS_NAMES[status]}}
                 }
             }
-        return self._thing(await self._send("PATCH", f"/pages/{_page_id(id)}", json=body))
+        return self._thing(await self._send("PATCH", f"/pages/{_page_id(id)}", _PAGE, json=body))
 
     async def _current(self, id: str) -> Thing:
         [found] = await self.get_many([id], detail=False)
@@ -263,7 +280,8 @@ class NotionProvider:
     # -- health --------------------------------------------------------------------------
 
     async def health(self) -> Health:
-        return await check_health(self._send("GET", f"/databases/{self._config.database_id}"))
+        path = f"/databases/{self._config.database_id}"
+        return await check_health(self._send("GET", path, _OBJECT))
 
     # -- the wire ------------------------------------------------------------------------
 
@@ -271,73 +289,42 @@ class NotionProvider:
         self,
         method: str,
         path: str,
+        expect: Callable[[Answer], T],
         *,
         params: dict[str, Any] | None = None,
         json: dict[str, Any] | None = None,
-    ) -> dict[str, Any]:
-        for attempt in range(self._config.max_retries + 1):
-            async with self.limiter:
-                response = await self._request(method, path, params, json)
-            if response.status_code == 429:
-                wait = retry_after(response, at_least=0.1)
-                log.info("notion rate-limited us; waiting %.1f s (attempt %d)", wait, attempt + 1)
-                await asyncio.sleep(wait)
-                continue
-            if response.status_code in _RETRYABLE and attempt < self._config.max_retries:
-                await asyncio.sleep(min(0.2 * 2**attempt, 3.0))
-                continue
-            return self._body(response)
-        raise ProviderRateLimitedError("Notion kept rate-limiting the request", provider=NAME)
+        read: bool | None = None,
+    ) -> T:
+        reply = await self.upstream.send(
+            method,
+            self._base + path,
+            params=params,
+            json=json,
+            read=read,
+            expect=expect,
+            rejected=self._rejected,
+            pace=self.limiter.acquire,
+        )
+        return reply.body
 
-    async def _request(
-        self, method: str, path: str, params: dict[str, Any] | None, json: dict[str, Any] | None
-    ) -> httpx.Response:
+    def _rejected(self, answer: Answer) -> OneError | None:
         try:
-            return await self._client.request(
-                method,
-                self._base + path,
-                params=params,
-                json=json,
-                headers=self._headers,
-                timeout=self._config.timeout_seconds,
-            )
-        except httpx.TimeoutException:
-            raise ProviderUnavailableError(
-                f"Notion did not answer within {self._config.timeout_seconds:g} s", provider=NAME
-            ) from None
-        except httpx.TransportError:
-            raise ProviderUnavailableError("Notion cannot be reached", provider=NAME) from None
-
-    def _body(self, response: httpx.Response) -> dict[str, Any]:
-        try:
-            body = response.json()
+            error = ERROR.validate_json(answer.content)
         except ValueError:
-            body = None
-        if response.status_code < 400:
-            if not isinstance(body, dict):
-                raise ProviderResponseError(
-                    "Notion answered with something other than JSON", provider=NAME
-                )
-            return body
-        code = body.get("code", "") if isinstance(body, dict) else ""
-        message = body.get("message", "") if isinstance(body, dict) else ""
-        detail = f"{message} ({code})" if code else f"HTTP {response.status_code}"
-        status = response.status_code
+            return self.upstream.bad_response()
+        code = error.code if _CODE.fullmatch(error.code) else ""
+        status = answer.status
         if status in (401, 403) or code in ("unauthorized", "restricted_resource"):
-            raise ProviderAuthError(
-                f"Notion refused the integration: {detail}", provider=NAME, status=status
-            )
+            return ProviderAuthError("Notion refused the integration", provider=NAME, status=status)
         if status == 404 or code == "object_not_found":
-            raise NotFoundError(f"Notion has no such object: {detail}", provider=NAME)
+            return NotFoundError("Notion has no such object", provider=NAME)
         if status in (400, 409, 413) or code in ("validation_error", "conflict_error"):
-            raise InvalidInputError(
-                f"Notion rejected the request: {detail}", provider=NAME, upstream_code=code
+            return InvalidInputError(
+                "Notion rejected the request", provider=NAME, upstream_code=code
             )
-        if status in _RETRYABLE:
-            raise ProviderUnavailableError(f"Notion failed: {detail}", provider=NAME, status=status)
-        raise ProviderResponseError(f"Notion answered {detail}", provider=NAME, status=status)
+        return None
 
-    def _thing(self, page: dict[str, Any]) -> Thing:
+    def _thing(self, page: NotionPage) -> Thing:
         return page_to_thing(
             page,
             self.org_id,
@@ -345,5 +332,10 @@ class NotionProvider:
             status_property=self._config.status_property,
         )
 
+
+_PAGE = json_body(PAGE)
+_PAGES = json_body(PAGES)
+_BLOCKS = json_body(BLOCKS)
+_OBJECT = json_body(OBJECT)
 
 register(ProviderFactory.of(NotionProvider, NotionConfig))

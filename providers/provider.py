@@ -13,8 +13,6 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Protocol
 
-import httpx
-
 from providers.errors import OneError
 from providers.records import Page, Thing, ThingStatus
 
@@ -43,14 +41,6 @@ class Health:
     status: str  # "online" | "degraded" | "offline"
     response_ms: float
     detail: str = ""
-
-
-def retry_after(response: httpx.Response, *, at_least: float) -> float:
-    """Seconds an upstream's `Retry-After` asks us to wait (1 when it is absent or unreadable)."""
-    try:
-        return max(float(response.headers.get("Retry-After", "1")), at_least)
-    except ValueError:
-        return 1.0
 
 
 async def check_health(probe: Awaitable[object]) -> Health:

@@ -18,6 +18,13 @@ from providers.errors import InvalidInputError, NotFoundError, ProviderSecretErr
 from providers.provider import Capabilities, Provider
 from providers.records import ProviderConfig
 from providers.sealing import Sealer, SealError, unseal_config
+from providers.upstream import (
+    CircuitListener,
+    CircuitState,
+    UpstreamObserver,
+    UpstreamPolicy,
+    Upstreams,
+)
 from providers.validation import excerpt
 
 
@@ -27,7 +34,8 @@ class ProviderFactory:
     config_model: type[BaseModel]
     thing_types: frozenset[str]
     capabilities: Capabilities
-    create: Callable[[str, Any, httpx.AsyncClient], Provider]  # (org id, config, client)
+    # (org id, config, upstreams): a bare client gets the default upstream policy
+    create: Callable[[str, Any, httpx.AsyncClient | Upstreams], Provider]
 
     @classmethod
     def of(cls, provider: Any, config_model: type[BaseModel]) -> ProviderFactory:
@@ -103,31 +111,59 @@ def _load() -> None:
 
 
 class ProviderPool:
-    """Provider instances, reused across requests until their config changes. Their secrets
-    are opened here, and only here, when an instance is made."""
+    """Provider instances, one per (organization, provider), reused across requests until
+    their config changes. Their secrets are opened here, and only here, when an instance is
+    made. Each instance calls its backend through its own `Upstream` (breaker, bulkhead)
+    made from the pool's `upstreams`; `on_circuit_change(org_id, provider, state)` hears of
+    every breaker's state change."""
 
-    def __init__(self, client: httpx.AsyncClient, sealer: Sealer) -> None:
+    def __init__(
+        self,
+        client: httpx.AsyncClient,
+        sealer: Sealer,
+        *,
+        policy: UpstreamPolicy | None = None,
+        observer: UpstreamObserver | None = None,
+        on_circuit_change: CircuitListener | None = None,
+    ) -> None:
         self.client = client
         self.sealer = sealer
-        self._instances: dict[tuple[str, str], Provider] = {}
+        self.upstreams = Upstreams(
+            client, policy, observer=observer, on_circuit_change=on_circuit_change
+        )
+        self._instances: dict[tuple[str, str], tuple[str, Provider]] = {}
 
     def get(self, config: ProviderConfig) -> Provider:
-        key = (config.id, json.dumps(config.config, sort_keys=True))
-        instance = self._instances.get(key)
-        if instance is None:
-            try:
-                values = unseal_config(config, self.sealer)
-            except SealError as exc:
-                # Fail closed: no instance, no clear text, a clear error for this provider.
-                raise ProviderSecretError(
-                    f"the {config.provider} credentials cannot be opened ({exc}); the "
-                    "provider is offline until it is configured again",
-                    provider=config.provider,
-                ) from None
-            found = factory(config.provider)
-            model = found.config_model.model_validate(values)
-            instance = self._instances[key] = found.create(config.org_id, model, self.client)
+        key = _key(config)
+        held = self._instances.get((config.org_id, config.provider))
+        if held is not None and held[0] == key:
+            return held[1]
+        try:
+            values = unseal_config(config, self.sealer)
+        except SealError as exc:
+            # Fail closed: no instance, no clear text, a clear error for this provider.
+            raise ProviderSecretError(
+                f"the {config.provider} credentials cannot be opened ({exc}); the "
+                "provider is offline until it is configured again",
+                provider=config.provider,
+            ) from None
+        found = factory(config.provider)
+        model = found.config_model.model_validate(values)
+        instance = found.create(config.org_id, model, self.upstreams)
+        # A new config replaces the organization's previous instance (and its breaker).
+        self._instances[(config.org_id, config.provider)] = (key, instance)
         return instance
+
+    def circuit(self, config: ProviderConfig) -> CircuitState | None:
+        """The breaker state of this config's instance; None until it has been made."""
+        held = self._instances.get((config.org_id, config.provider))
+        if held is None or held[0] != _key(config):
+            return None
+        return self.upstreams.circuit(config.org_id, config.provider)
+
+
+def _key(config: ProviderConfig) -> str:
+    return json.dumps([config.id, config.config], sort_keys=True)
 
 
 def not_configured(provider: str) -> NotFoundError:

@@ -12,8 +12,8 @@ import asyncio
 import logging
 import re
 from collections.abc import Sequence
-from datetime import UTC, datetime
-from typing import Any
+from datetime import UTC
+from typing import Any, TypeVar
 
 import httpx
 from graphql import parse
@@ -23,13 +23,12 @@ from providers import shopify_documents as documents
 from providers.errors import (
     InvalidInputError,
     NotFoundError,
+    OneError,
     ProviderAuthError,
-    ProviderError,
     ProviderRateLimitedError,
     ProviderResponseError,
-    ProviderUnavailableError,
 )
-from providers.provider import Capabilities, Health, ListQuery, check_health, retry_after
+from providers.provider import Capabilities, Health, ListQuery, check_health
 from providers.records import (
     STATUS_TRANSITIONS,
     Page,
@@ -39,20 +38,31 @@ from providers.records import (
     require_transition,
 )
 from providers.registry import ProviderFactory, register
+from providers.shopify_nodes import (
+    NAME,
+    Created,
+    Envelope,
+    Nodes,
+    Orders,
+    Payload,
+    Products,
+    Result,
+    ShopName,
+    Updated,
+    envelope_of,
+    node_to_thing,
+    reader,
+)
 from providers.shopify_throttle import MAX_QUERY_COST, CostBucket, estimate_cost
+from providers.upstream import Answer, Upstreams, retry_after
 from providers.validation import excerpt
 
 log = logging.getLogger(__name__)
 
-NAME = "shopify"
+D = TypeVar("D")
 MAX_IDS = 250  # every array input, and every page, holds at most 250
 _LOCAL_ID = re.compile(r"(product|order)-([0-9]{1,20})")
-_GID = re.compile(r"gid://shopify/(Product|Order)/([0-9]{1,20})")
-_TO_LIFECYCLE = {
-    "DRAFT": ThingStatus.DRAFT,
-    "ACTIVE": ThingStatus.PUBLISHED,
-    "ARCHIVED": ThingStatus.ARCHIVED,
-}
+_CODE = re.compile(r"[A-Z_]{1,40}")
 _FROM_LIFECYCLE = {
     ThingStatus.DRAFT: "DRAFT",
     ThingStatus.PUBLISHED: "ACTIVE",
@@ -81,6 +91,7 @@ class ShopifyConfig(BaseModel):
     access_token: SecretStr
     api_version: str = Field(default="2026-10", pattern=r"^\d{4}-(01|04|07|10)$")
     timeout_seconds: float = Field(default=10.0, gt=0, le=60)
+    # Attempts after the first (throttles and 5xx of reads), within ONE_UPSTREAM_ATTEMPTS.
     max_retries: int = Field(default=6, ge=0, le=20)
 
 
@@ -93,25 +104,26 @@ def _parse_local_id(id: str) -> str:
     return f"gid://shopify/{match.group(1).title()}/{match.group(2)}"
 
 
-def _time(value: str | None) -> datetime:
-    if not value:
-        return datetime.now(UTC)
-    return datetime.fromisoformat(value.replace("Z", "+00:00"))
-
-
 class ShopifyProvider:
     name = NAME
     thing_types = frozenset({"product", "order"})
     capabilities = Capabilities(read=True, search=True, write=True, batch_size=MAX_IDS)
 
-    def __init__(self, org_id: str, config: ShopifyConfig, client: httpx.AsyncClient) -> None:
+    def __init__(
+        self, org_id: str, config: ShopifyConfig, upstreams: httpx.AsyncClient | Upstreams
+    ) -> None:
         self.org_id = org_id
         base = str(config.shop_url).rstrip("/")
         self._endpoint = f"{base}/admin/api/{config.api_version}/graphql.json"
-        self._headers = {"X-Shopify-Access-Token": config.access_token.get_secret_value()}
-        self._timeout = config.timeout_seconds
-        self._retries = config.max_retries
-        self._client = client
+        self.upstream = Upstreams.of(upstreams).open(
+            org_id=org_id,
+            provider=NAME,
+            label="Shopify",
+            origin=base,
+            timeout=config.timeout_seconds,
+            attempts=config.max_retries + 1,
+            headers={"X-Shopify-Access-Token": config.access_token.get_secret_value()},
+        )
         self.bucket = CostBucket()
         self._probe = asyncio.Lock()
 
@@ -124,12 +136,12 @@ class ShopifyProvider:
         per_id = max(estimate_cost(parse(document), {"ids": ["x"]}), 1)
         chunk = max(1, min(MAX_IDS, MAX_QUERY_COST // per_id))
         batches = [gids[i : i + chunk] for i in range(0, len(gids), chunk)]
-        results = await asyncio.gather(*(self._query(document, {"ids": b}) for b in batches))
+        results = await asyncio.gather(*(self._query(document, {"ids": b}, Nodes) for b in batches))
         found: dict[str, Thing] = {}
         for data in results:
-            for node in data.get("nodes") or []:
-                if node:
-                    thing = self._thing(node)
+            for node in data.nodes:
+                if node is not None:
+                    thing = node_to_thing(node, self.org_id)
                     found[thing.id] = thing
         return [found.get(id) for id in ids]
 
@@ -145,17 +157,16 @@ class ShopifyProvider:
         while True:
             want = min(query.first - len(items), MAX_IDS, (MAX_QUERY_COST - 3) // per_node)
             variables = {"first": max(want, 1), "after": after, "query": search}
-            data = await self._query(document, variables)
-            connection = data[field]
-            total = int((data.get(f"{field}Count") or {}).get("count") or 0)
-            for edge in connection["edges"][: max(want, 0)]:
-                items.append(self._thing(edge["node"]))
-                cursors.append(edge["cursor"])
-            has_next = bool(connection["pageInfo"]["hasNextPage"]) or len(
-                connection["edges"]
-            ) > max(want, 0)
-            after = connection["pageInfo"]["endCursor"]
-            if len(items) >= query.first or not has_next or not connection["edges"]:
+            model = Products if field == "products" else Orders
+            listed: Products | Orders = await self._query(document, variables, model)
+            connection = listed.connection
+            total = listed.count.count if listed.count else 0
+            for edge in connection.edges[: max(want, 0)]:
+                items.append(node_to_thing(edge.node, self.org_id))
+                cursors.append(edge.cursor)
+            has_next = connection.pageInfo.hasNextPage or len(connection.edges) > max(want, 0)
+            after = connection.pageInfo.endCursor
+            if len(items) >= query.first or not has_next or not connection.edges:
                 break
         return Page(items, cursors, has_next, total)
 
@@ -186,7 +197,8 @@ class ShopifyProvider:
         if status not in _FROM_LIFECYCLE:
             raise InvalidInputError(_no_active_step(), field="status")
         product = {"title": name, "status": _FROM_LIFECYCLE[status], **self._fields(properties)}
-        return await self._mutate(documents.CREATE, "productCreate", product)
+        created = await self._query(documents.CREATE, {"product": product}, Created)
+        return self._mutated(created.productCreate)
 
     async def update(
         self, id: str, *, name: str | None, properties: dict[str, Any] | None
@@ -196,14 +208,13 @@ class ShopifyProvider:
         product: dict[str, Any] = {"id": _parse_local_id(id), **self._fields(properties or {})}
         if name is not None:
             product["title"] = name
-        return await self._mutate(documents.UPDATE, "productUpdate", product)
+        return await self._update(product)
 
     async def change_status(self, id: str, status: ThingStatus) -> Thing:
         current = await self._current(id)
         note = f"; {_no_active_step()}" if status is ThingStatus.ACTIVE else ""
         require_transition(current.status, status, _TRANSITIONS, note)
-        product = {"id": _parse_local_id(id), "status": _FROM_LIFECYCLE[status]}
-        return await self._mutate(documents.UPDATE, "productUpdate", product)
+        return await self._update({"id": _parse_local_id(id), "status": _FROM_LIFECYCLE[status]})
 
     async def _current(self, id: str) -> Thing:
         gid = _parse_local_id(id)
@@ -214,20 +225,25 @@ class ShopifyProvider:
             raise NotFoundError("Shopify has no such product", provider=NAME, field="id")
         return found
 
-    async def _mutate(self, document: str, field: str, product: dict[str, Any]) -> Thing:
-        payload = (await self._query(document, {"product": product}))[field]
-        errors = payload.get("userErrors") or []
+    async def _update(self, product: dict[str, Any]) -> Thing:
+        updated = await self._query(documents.UPDATE, {"product": product}, Updated)
+        return self._mutated(updated.productUpdate)
+
+    def _mutated(self, payload: Payload) -> Thing:
+        errors = payload.userErrors
         if errors:
+            # userErrors are Shopify's answer to the merchant's own input, meant to be shown.
             first = errors[0]
-            path = first.get("field") or []
-            name = path[-1] if path else None
+            name = first.field[-1] if first.field else None
             raise InvalidInputError(
-                f"Shopify rejected the product: {first.get('message', '')}",
+                f"Shopify rejected the product: {excerpt(first.message)}",
                 field="name" if name == "title" else name,
                 provider=NAME,
-                errors=[{"field": e.get("field"), "message": e.get("message")} for e in errors],
+                errors=[{"field": e.field, "message": excerpt(e.message)} for e in errors],
             )
-        return self._thing(payload["product"])
+        if payload.product is None:
+            raise self.upstream.bad_response()
+        return node_to_thing(payload.product, self.org_id)
 
     def _fields(self, properties: dict[str, Any]) -> dict[str, Any]:
         return {shop: properties[key] for key, shop in _WRITABLE.items() if key in properties}
@@ -235,178 +251,85 @@ class ShopifyProvider:
     # -- health --------------------------------------------------------------------------
 
     async def health(self) -> Health:
-        return await check_health(self._query(documents.SHOP, {}))
+        return await check_health(self._query(documents.SHOP, {}, ShopName))
 
     # -- the wire ------------------------------------------------------------------------
 
-    async def _query(self, document: str, variables: dict[str, Any]) -> dict[str, Any]:
+    async def _query(self, document: str, variables: dict[str, Any], model: type[D]) -> D:
         if not self.bucket.known:
             # Until Shopify has reported the bucket, one request at a time: a burst sized for
             # our default guess could be throttled by a smaller real bucket.
             async with self._probe:
                 if not self.bucket.known:
-                    return await self._query_paced(document, variables)
-        return await self._query_paced(document, variables)
+                    return await self._query_paced(document, variables, model)
+        return await self._query_paced(document, variables, model)
 
-    async def _query_paced(self, document: str, variables: dict[str, Any]) -> dict[str, Any]:
-        cost = estimate_cost(parse(document), variables)
+    async def _query_paced(self, document: str, variables: dict[str, Any], model: type[D]) -> D:
+        parsed = parse(document)
+        cost = estimate_cost(parsed, variables)
         if cost > MAX_QUERY_COST:  # a bug in the caller, never a request Shopify would refuse
             raise ValueError(f"query cost {cost} exceeds Shopify's maximum {MAX_QUERY_COST}")
-        for attempt in range(self._retries + 1):
+
+        async def reserve() -> None:
             try:
                 await self.bucket.reserve(cost)
             except OverflowError as exc:
                 raise ProviderRateLimitedError(f"Shopify: {exc}", provider=NAME) from None
-            response = await self._send({"query": document, "variables": variables})
-            body = self._json(response)
-            extensions = body.get("extensions") if isinstance(body, dict) else None
-            reported = (extensions or {}).get("cost") or {}
-            errors = body.get("errors") if isinstance(body, dict) else None
-            if _throttled(response, errors):
-                wait = (
-                    self.bucket.throttled(reported)
-                    if reported
-                    else retry_after(response, at_least=0.05)
-                )
-                log.info("shopify throttled us; waiting %.2f s (attempt %d)", wait, attempt + 1)
-                await asyncio.sleep(wait)
-                continue
-            if reported:
-                self.bucket.observe(reported, cost)
-            if response.status_code >= 500:
-                await asyncio.sleep(min(2**attempt * 0.1, 2.0))
-                continue
-            if errors:
-                raise self._graphql_error(errors)
-            data = body.get("data") if isinstance(body, dict) else None
-            if not isinstance(data, dict):
-                raise ProviderResponseError("Shopify answered without data", provider=NAME)
-            return data
-        if response.status_code >= 500:
-            raise ProviderUnavailableError(
-                f"Shopify failed: HTTP {response.status_code}",
-                provider=NAME,
-                status=response.status_code,
-            )
-        raise ProviderRateLimitedError("Shopify kept throttling the request", provider=NAME)
 
-    async def _send(self, body: dict[str, Any]) -> httpx.Response:
-        try:
-            response = await self._client.post(
-                self._endpoint, json=body, headers=self._headers, timeout=self._timeout
-            )
-        except httpx.TimeoutException:
-            raise ProviderUnavailableError(
-                f"Shopify did not answer within {self._timeout:g} s", provider=NAME
-            ) from None
-        except httpx.TransportError:
-            raise ProviderUnavailableError("Shopify cannot be reached", provider=NAME) from None
-        if response.status_code in (401, 403):
-            raise ProviderAuthError(
-                "Shopify refused the access token", provider=NAME, status=response.status_code
-            )
-        if response.status_code == 404:
-            raise ProviderResponseError(
-                "Shopify has no such endpoint (check the shop URL and API version)",
-                provider=NAME,
-                status=404,
-            )
-        return response
+        reply = await self.upstream.send(
+            "POST",
+            self._endpoint,
+            json={"query": document, "variables": variables},
+            read=not document.lstrip().startswith("mutation"),
+            expect=reader(model),
+            rejected=self._rejected,
+            throttled=self._throttled,
+            pace=reserve,
+        )
+        result: Result[D] = reply.body
+        if result.envelope.cost:
+            self.bucket.observe(result.envelope.cost, cost)
+        if result.envelope.errors:
+            raise self._graphql_error(result.envelope)
+        if result.data is None:
+            raise self.upstream.bad_response()
+        return result.data
 
-    def _json(self, response: httpx.Response) -> Any:
-        try:
-            return response.json()
-        except ValueError:
-            if response.status_code >= 500:
-                return {}
-            raise ProviderResponseError(
-                "Shopify answered with something other than JSON", provider=NAME
-            ) from None
+    def _throttled(self, answer: Answer) -> float | None:
+        """Seconds until the bucket holds the query's cost, when Shopify throttled it."""
+        if b"THROTTLED" not in answer.content:
+            return None
+        envelope = envelope_of(answer)
+        if envelope is None or "THROTTLED" not in envelope.codes():
+            return None
+        if envelope.cost:
+            return self.bucket.throttled(envelope.cost)
+        return max(retry_after(answer.headers) or 1.0, 0.05)
 
-    def _graphql_error(self, errors: Any) -> ProviderError:
-        first: dict[str, Any] = {"message": str(errors)}
-        if isinstance(errors, list) and errors and isinstance(errors[0], dict):
-            first = errors[0]
-        code = (first.get("extensions") or {}).get("code", "")
-        message = f"Shopify refused the query: {first.get('message', '')}"
+    def _rejected(self, answer: Answer) -> OneError | None:
+        if answer.status in (401, 403):
+            return ProviderAuthError(
+                "Shopify refused the access token", provider=NAME, status=answer.status
+            )
+        # Our documents are valid: any other refusal says the shop URL or version is wrong.
+        message = (
+            "Shopify has no such endpoint (check the shop URL and API version)"
+            if answer.status == 404
+            else f"Shopify refused the request (HTTP {answer.status})"
+        )
+        return ProviderResponseError(message, provider=NAME, status=answer.status)
+
+    def _graphql_error(self, envelope: Envelope) -> OneError:
+        codes = [c for c in envelope.codes() if _CODE.fullmatch(c)]
+        log.warning("shopify (org %s) refused a query: %s", self.org_id, str(envelope.errors)[:500])
         # Our documents are valid and within cost; an error here is Shopify's, not the user's.
-        return ProviderResponseError(message, provider=NAME, upstream_code=code)
-
-    def _thing(self, node: dict[str, Any]) -> Thing:
-        try:
-            match = _GID.fullmatch(node["id"])
-            if match is None:
-                raise ValueError(f"unexpected id {node['id']!r}")
-            kind, number = match.group(1).lower(), match.group(2)
-            if kind == "order":
-                total = node["totalPriceSet"]["shopMoney"]
-                return Thing(
-                    id=f"order-{number}",
-                    org_id=self.org_id,
-                    type="order",
-                    name=node["name"],
-                    status=ThingStatus.PUBLISHED,
-                    properties={
-                        "total": float(total["amount"]),
-                        "currency": total["currencyCode"],
-                        "financial_status": node.get("displayFinancialStatus"),
-                    },
-                    provider=NAME,
-                    external_id=node["id"],
-                    created_at=_time(node.get("createdAt")),
-                    updated_at=_time(node.get("updatedAt")),
-                )
-            low = node["priceRangeV2"]["minVariantPrice"]
-            high = node["priceRangeV2"]["maxVariantPrice"]
-            properties: dict[str, Any] = {
-                "shopify_status": node["status"],
-                "handle": node["handle"],
-                "vendor": node["vendor"],
-                "tags": node["tags"],
-                "product_type": node.get("productType"),
-                "price": float(low["amount"]),
-                "max_price": float(high["amount"]),
-                "currency": low["currencyCode"],
-            }
-            if "variants" in node:
-                variants = [e["node"] for e in node["variants"]["edges"]]
-                properties["variants"] = [
-                    {"id": v["id"], "sku": v.get("sku"), "price": float(v["price"])}
-                    for v in variants
-                ]
-                properties["sku"] = next((v["sku"] for v in variants if v.get("sku")), None)
-            if "descriptionHtml" in node:
-                properties["description_html"] = node["descriptionHtml"]
-            return Thing(
-                id=f"product-{number}",
-                org_id=self.org_id,
-                type="product",
-                name=node["title"],
-                status=_TO_LIFECYCLE.get(node["status"], ThingStatus.DRAFT),
-                properties=properties,
-                provider=NAME,
-                external_id=node["id"],
-                created_at=_time(node.get("createdAt")),
-                updated_at=_time(node.get("updatedAt")),
-            )
-        except (KeyError, TypeError, ValueError) as exc:
-            raise ProviderResponseError(
-                f"Shopify sent an object we cannot read: {exc}", provider=NAME
-            ) from None
+        return ProviderResponseError(
+            "Shopify refused the query", provider=NAME, upstream_code=codes[0] if codes else ""
+        )
 
 
 def _no_active_step() -> str:
     return "Shopify has no 'active' step: a product is DRAFT, ACTIVE (published) or ARCHIVED"
-
-
-def _throttled(response: httpx.Response, errors: Any) -> bool:
-    if response.status_code == 429:
-        return True
-    return isinstance(errors, list) and any(
-        (e.get("extensions") or {}).get("code") == "THROTTLED"
-        for e in errors
-        if isinstance(e, dict)
-    )
 
 
 register(ProviderFactory.of(ShopifyProvider, ShopifyConfig))

@@ -2,58 +2,67 @@
 
 Works against any stock WordPress 6.x: the REST root is discovered from the home page's
 `Link: <...>; rel="https://api.w.org/"` header, so pretty permalinks (`/wp-json/`) and plain
-ones (`?rest_route=`) both work. Credentials are an Application Password (HTTP Basic).
+ones (`?rest_route=`) both work. A `Link` naming another origin is ignored (the credentials
+go to the configured origin only), and a failed discovery is remembered, with a backoff, so
+that a dead site does not cost every request a full attempt. Credentials are an Application
+Password (HTTP Basic). Every call goes through the organization's `Upstream`.
 """
 
 from __future__ import annotations
 
-import html
+import asyncio
+import base64
 import logging
 import re
-from collections.abc import Sequence
+import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
-from typing import Any
-from urllib.parse import parse_qs, urlsplit
+from datetime import UTC
+from typing import Any, TypeVar
 
 import httpx
-from pydantic import BaseModel, ConfigDict, Field, HttpUrl, SecretStr, field_validator
+from pydantic import BaseModel, ConfigDict, Field, HttpUrl, SecretStr, TypeAdapter, field_validator
 
 from providers.cursors import decode_cursor_value, encode_cursor_value, invalid_cursor
 from providers.errors import (
     InvalidInputError,
-    NotFoundError,
+    OneError,
     ProviderAuthError,
+    ProviderError,
+    ProviderRateLimitedError,
     ProviderResponseError,
     ProviderUnavailableError,
 )
 from providers.provider import Capabilities, Health, ListQuery, check_health
 from providers.records import Page, Thing, ThingStatus, require_changeable, require_transition
 from providers.registry import ProviderFactory, register
+from providers.upstream import Answer, Reply, Upstreams, json_body
 from providers.validation import excerpt
+from providers.wordpress_posts import (
+    ERROR,
+    NAME,
+    POST,
+    POSTS,
+    TO_LIFECYCLE,
+    WordPressPost,
+    post_to_thing,
+)
 
 log = logging.getLogger(__name__)
 
-NAME = "wordpress"
+T = TypeVar("T")
+
 MAX_PER_PAGE = 100
 _COLLECTIONS = {"blog_post": "posts", "page": "pages"}
-_KINDS = {"posts": "post", "pages": "page"}
 _LOCAL_ID = re.compile(r"(post|page)-([0-9]{1,20})")
-_TO_LIFECYCLE = {
-    "publish": ThingStatus.PUBLISHED,
-    "private": ThingStatus.PUBLISHED,
-    "future": ThingStatus.ACTIVE,
-    "pending": ThingStatus.ACTIVE,
-    "draft": ThingStatus.DRAFT,
-    "trash": ThingStatus.ARCHIVED,
-}
+_FIELD = re.compile(r"[a-z_]{1,40}")
 _FROM_LIFECYCLE = {
     ThingStatus.DRAFT: ["draft"],
     ThingStatus.ACTIVE: ["pending", "future"],
     ThingStatus.PUBLISHED: ["publish", "private"],
     ThingStatus.ARCHIVED: ["trash"],
 }
-_EVERY_STATUS = ",".join(_TO_LIFECYCLE)
+_EVERY_STATUS = ",".join(TO_LIFECYCLE)
 _SUMMARY_FIELDS = (
     "id,type,title,status,link,slug,author,categories,tags,featured_media,date_gmt,modified_gmt"
 )
@@ -67,6 +76,11 @@ _WRITABLE = {
     "tags": "tags",
     "featured_media": "featured_media",
 }
+_API_LINK = "https://api.w.org/"
+_POST = json_body(POST)
+_POSTS = json_body(POSTS)
+_OBJECT = json_body(TypeAdapter(dict[str, Any]))
+_DISCOVERY_BACKOFF = (1.0, 60.0)  # seconds before discovery is tried again: doubling to max
 
 
 class WordPressConfig(BaseModel):
@@ -98,8 +112,28 @@ class _Root:
         return self.url.rstrip("/") + route, params
 
 
-def _local_id(kind: str, wp_id: int) -> str:
-    return f"{kind}-{wp_id}"
+class _FailedDiscovery:
+    """The last failed discovery, kept until its backoff has passed."""
+
+    def __init__(self) -> None:
+        self.failures = 0
+        self.until = 0.0
+        self.error: ProviderError | None = None
+
+    def check(self) -> None:
+        left = self.until - time.monotonic()
+        if self.error is not None and left > 0:
+            raise type(self.error)(
+                f"{self.error.message} (not tried again for {left:.0f} s)",
+                provider=NAME,
+                retryAfter=max(1, round(left)),
+            )
+
+    def failed(self, error: ProviderError) -> None:
+        first, most = _DISCOVERY_BACKOFF
+        self.failures += 1
+        self.until = time.monotonic() + min(first * 2 ** (self.failures - 1), most)
+        self.error = error
 
 
 def _parse_local_id(id: str) -> tuple[str, int]:
@@ -109,12 +143,6 @@ def _parse_local_id(id: str) -> tuple[str, int]:
             f"'{excerpt(id)}' is not a WordPress id (post-<n> or page-<n>)", field="id"
         )
     return match.group(1) + "s", int(match.group(2))
-
-
-def _gmt(value: str | None) -> datetime:
-    if not value:
-        return datetime.now(UTC)
-    return datetime.fromisoformat(value).replace(tzinfo=UTC)
 
 
 def _encode_cursor(offset: int) -> str:
@@ -131,20 +159,36 @@ def _decode_cursor(cursor: str | None) -> int:
     raise invalid_cursor()
 
 
+def _basic(username: str, password: str) -> str:
+    return "Basic " + base64.b64encode(f"{username}:{password}".encode()).decode("ascii")
+
+
 class WordPressProvider:
     name = NAME
     thing_types = frozenset(_COLLECTIONS)
     capabilities = Capabilities(read=True, search=True, write=True, batch_size=MAX_PER_PAGE)
 
-    def __init__(self, org_id: str, config: WordPressConfig, client: httpx.AsyncClient) -> None:
+    def __init__(
+        self, org_id: str, config: WordPressConfig, upstreams: httpx.AsyncClient | Upstreams
+    ) -> None:
         self.org_id = org_id
         self._base = str(config.base_url).rstrip("/")
-        self._timeout = config.timeout_seconds
-        self._auth: tuple[str, str] | None = None
+        self._auth = bool(config.username and config.application_password)
+        headers = {}
         if config.username and config.application_password:
-            self._auth = (config.username, config.application_password.get_secret_value())
-        self._client = client
+            password = config.application_password.get_secret_value()
+            headers["Authorization"] = _basic(config.username, password)
+        self.upstream = Upstreams.of(upstreams).open(
+            org_id=org_id,
+            provider=NAME,
+            label="WordPress",
+            origin=self._base,
+            timeout=config.timeout_seconds,
+            headers=headers,
+        )
         self._root: _Root | None = None
+        self._discovering = asyncio.Lock()
+        self._discovery = _FailedDiscovery()
 
     # -- reads ---------------------------------------------------------------------------
 
@@ -166,9 +210,9 @@ class WordPressProvider:
                     "_fields": _DETAIL_FIELDS if detail else _SUMMARY_FIELDS,
                     **self._visible_statuses(),
                 }
-                response = await self._send("GET", f"/wp/v2/{collection}", params=params)
-                for item in self._json_list(response):
-                    thing = self._thing(item)
+                reply = await self._list(f"/wp/v2/{collection}", params)
+                for post in reply.body:
+                    thing = post_to_thing(post, self.org_id)
                     found[thing.id] = thing
         return [found.get(id) for id in ids]
 
@@ -189,9 +233,9 @@ class WordPressProvider:
             params["search"] = query.search
         if query.modified_after is not None:
             params["modified_after"] = query.modified_after.astimezone(UTC).isoformat()
-        response = await self._send("GET", f"/wp/v2/{collection}", params=params)
-        items = [self._thing(i) for i in self._json_list(response)][: query.first]
-        total = self._total(response, offset + len(items))
+        reply = await self._list(f"/wp/v2/{collection}", params)
+        items = [post_to_thing(p, self.org_id) for p in reply.body][: query.first]
+        total = _total(reply.headers, offset + len(items))
         cursors = [_encode_cursor(offset + i + 1) for i in range(len(items))]
         return Page(items, cursors, offset + len(items) < total, total)
 
@@ -207,36 +251,31 @@ class WordPressProvider:
     ) -> Thing:
         collection = _COLLECTIONS[type]
         body = {"title": name, "status": _FROM_LIFECYCLE[status][0], **self._fields(properties)}
-        response = await self._send("POST", f"/wp/v2/{collection}", json=body)
-        return self._thing(self._json_object(response))
+        return await self._one("POST", f"/wp/v2/{collection}", json=body)
 
     async def update(
         self, id: str, *, name: str | None, properties: dict[str, Any] | None
     ) -> Thing:
         collection, wp_id = _parse_local_id(id)
-        current = await self._one(collection, wp_id)
+        current = await self._current(collection, wp_id)
         require_changeable(current.status)
         body = self._fields(properties or {})
         if name is not None:
             body["title"] = name
-        response = await self._send("POST", f"/wp/v2/{collection}/{wp_id}", json=body)
-        return self._thing(self._json_object(response))
+        return await self._one("POST", f"/wp/v2/{collection}/{wp_id}", json=body)
 
     async def change_status(self, id: str, status: ThingStatus) -> Thing:
         collection, wp_id = _parse_local_id(id)
-        current = await self._one(collection, wp_id)
+        current = await self._current(collection, wp_id)
         require_transition(current.status, status)
         if status is ThingStatus.ARCHIVED:
-            response = await self._send("DELETE", f"/wp/v2/{collection}/{wp_id}")
-        else:
-            body = {"status": _FROM_LIFECYCLE[status][0]}
-            response = await self._send("POST", f"/wp/v2/{collection}/{wp_id}", json=body)
-        return self._thing(self._json_object(response))
+            return await self._one("DELETE", f"/wp/v2/{collection}/{wp_id}")
+        body = {"status": _FROM_LIFECYCLE[status][0]}
+        return await self._one("POST", f"/wp/v2/{collection}/{wp_id}", json=body)
 
-    async def _one(self, collection: str, wp_id: int) -> Thing:
+    async def _current(self, collection: str, wp_id: int) -> Thing:
         params = {"_fields": _SUMMARY_FIELDS, "context": "edit"}
-        response = await self._send("GET", f"/wp/v2/{collection}/{wp_id}", params=params)
-        return self._thing(self._json_object(response))
+        return await self._one("GET", f"/wp/v2/{collection}/{wp_id}", params=params)
 
     def _fields(self, properties: dict[str, Any]) -> dict[str, Any]:
         return {wp: properties[key] for key, wp in _WRITABLE.items() if key in properties}
@@ -247,152 +286,113 @@ class WordPressProvider:
         """Reachable, and (with credentials) logged in: `users/me` is the one route where
         WordPress answers 401 to credentials it does not accept instead of ignoring them."""
         route = "/wp/v2/users/me" if self._auth else "/wp/v2/types/post"
-        return await check_health(self._send("GET", route, params={"_fields": "id"}))
+        return await check_health(self._send("GET", route, {"_fields": "id"}, None, _OBJECT))
 
-    # -- the wire ------------------------------------------------------------------------
+    # -- requests ------------------------------------------------------------------------
 
-    async def _discover(self) -> _Root:
-        if self._root is None:
-            try:
-                response = await self._client.get(self._base + "/", timeout=self._timeout)
-            except httpx.TimeoutException:
-                raise self._unavailable("did not answer in time") from None
-            except httpx.TransportError:
-                raise self._unavailable("cannot be reached") from None
-            link = response.links.get("https://api.w.org/", {}).get("url")
-            if link is None:
-                # No advertisement (a theme or proxy dropped it): the query form always works.
-                link = self._base + "/?rest_route=/"
-            parts = urlsplit(link)
-            query_style = "rest_route" in parse_qs(parts.query)
-            url = f"{parts.scheme}://{parts.netloc}{parts.path}"
-            self._root = _Root(url=url, query_style=query_style)
-        return self._root
+    async def _list(self, route: str, params: dict[str, Any]) -> Reply[list[WordPressPost]]:
+        return await self._send("GET", route, params, None, _POSTS)
 
-    async def _send(
+    async def _one(
         self,
         method: str,
         route: str,
         *,
         params: dict[str, Any] | None = None,
         json: dict[str, Any] | None = None,
-    ) -> httpx.Response:
+    ) -> Thing:
+        reply = await self._send(method, route, params, json, _POST)
+        return post_to_thing(reply.body, self.org_id)
+
+    async def _send(
+        self,
+        method: str,
+        route: str,
+        params: dict[str, Any] | None,
+        json: dict[str, Any] | None,
+        expect: Callable[[Answer], T],
+    ) -> Reply[T]:
         root = await self._discover()
         url, query = root.request(route, params or {})
+        return await self.upstream.send(
+            method, url, params=query, json=json, expect=expect, rejected=self._rejected
+        )
+
+    async def _discover(self) -> _Root:
+        if self._root is not None:
+            return self._root
+        self._discovery.check()
+        async with self._discovering:  # one discovery at a time; the others wait for it
+            if self._root is None:
+                self._discovery.check()
+                try:
+                    reply = await self.upstream.send("GET", self._base + "/", expect=self._root_of)
+                    self._root = reply.body
+                except (
+                    ProviderUnavailableError,
+                    ProviderRateLimitedError,
+                    ProviderResponseError,
+                ) as exc:
+                    self._discovery.failed(exc)
+                    raise
+                except OneError:
+                    # The home page refused us (401, 404...): no advertisement, and the query
+                    # form of the REST API works on every install.
+                    self._root = self._fallback()
+        return self._root
+
+    def _root_of(self, answer: Answer) -> _Root:
+        link = answer.link(_API_LINK)
+        if link is None:
+            # No advertisement (a theme or proxy dropped it): the query form always works.
+            return self._fallback()
         try:
-            response = await self._client.request(
-                method, url, params=query, json=json, auth=self._auth, timeout=self._timeout
+            url = answer.url.join(link)
+        except (httpx.InvalidURL, ValueError) as exc:
+            raise ValueError(f"the API link is not a URL: {exc}") from None
+        if not self.upstream.same_origin(url):
+            log.warning(
+                "wordpress (org %s): the home page names another origin for the API; ignored",
+                self.org_id,
             )
-        except httpx.TimeoutException:
-            raise self._unavailable(f"did not answer within {self._timeout:g} s") from None
-        except httpx.TransportError:
-            raise self._unavailable("cannot be reached") from None
-        if response.status_code >= 400:
-            raise self._error(response)
-        return response
+            return self._fallback()
+        query_style = "rest_route" in url.params
+        return _Root(url=str(url.copy_with(query=None, fragment=None)), query_style=query_style)
 
-    def _unavailable(self, what: str) -> ProviderUnavailableError:
-        return ProviderUnavailableError(f"WordPress {what}", provider=NAME)
+    def _fallback(self) -> _Root:
+        return _Root(url=self._base + "/", query_style=True)
 
-    def _error(self, response: httpx.Response) -> Exception:
-        status = response.status_code
+    def _rejected(self, answer: Answer) -> OneError | None:
+        """WordPress's 400s name the parameter at fault; the rest map as for any upstream."""
+        if answer.status != 400:
+            return None
         try:
-            body = response.json()
-            code, message = str(body.get("code", "")), str(body.get("message", ""))
-        except (ValueError, AttributeError):
-            code, message = "", ""
-        detail = f"{message} ({code})" if code else f"HTTP {status}"
-        if status in (401, 403):
-            return ProviderAuthError(
-                f"WordPress refused the credentials: {detail}", provider=NAME, status=status
-            )
-        if status == 404:
-            return NotFoundError(f"WordPress has no such item: {detail}", provider=NAME)
-        if status == 400:
-            params = body.get("data", {}).get("params", {}) if code else {}
-            field = next(iter(params), None) if isinstance(params, dict) else None
-            if field == "status" and self._auth is not None:
-                # WordPress treats credentials it does not accept as no credentials at all,
-                # and then refuses the statuses only a logged-in editor may ask for.
-                return ProviderAuthError(
-                    "WordPress did not accept the credentials (it answered as to an anonymous "
-                    "visitor)",
-                    provider=NAME,
-                    status=401,
-                )
-            field = "name" if field == "title" else field
-            return InvalidInputError(
-                f"WordPress rejected the request: {detail}", field=field, provider=NAME
-            )
-        if status >= 500 or status == 429:
-            return ProviderUnavailableError(
-                f"WordPress failed: {detail}", provider=NAME, status=status
-            )
-        return ProviderResponseError(f"WordPress answered {detail}", provider=NAME, status=status)
-
-    def _json_list(self, response: httpx.Response) -> list[dict[str, Any]]:
-        body = self._json(response)
-        if not isinstance(body, list):
-            raise ProviderResponseError(
-                "WordPress answered with something other than a list", provider=NAME
-            )
-        return body
-
-    def _json_object(self, response: httpx.Response) -> dict[str, Any]:
-        body = self._json(response)
-        if not isinstance(body, dict) or "id" not in body:
-            raise ProviderResponseError(
-                "WordPress answered with something other than a post", provider=NAME
-            )
-        return body
-
-    def _json(self, response: httpx.Response) -> Any:
-        try:
-            return response.json()
+            error = ERROR.validate_json(answer.content)
         except ValueError:
-            raise ProviderResponseError(
-                "WordPress answered with something other than JSON", provider=NAME
-            ) from None
-
-    def _total(self, response: httpx.Response, floor: int) -> int:
-        try:
-            return int(response.headers["X-WP-Total"])
-        except (KeyError, ValueError):
-            return floor
-
-    def _thing(self, item: dict[str, Any]) -> Thing:
-        try:
-            kind = "page" if item.get("type") == "page" else "post"
-            wp_status = str(item.get("status", "publish"))
-            properties: dict[str, Any] = {
-                "wordpress_status": wp_status,
-                **{
-                    k: item[k]
-                    for k in ("link", "slug", "author", "categories", "tags", "featured_media")
-                    if k in item
-                },
-            }
-            for key in ("content", "excerpt"):
-                if isinstance(item.get(key), dict):
-                    properties[key] = item[key].get("rendered", "")
-            title = item.get("title", {})
-            name = title.get("raw") or title.get("rendered", "") if isinstance(title, dict) else ""
-            return Thing(
-                id=_local_id(kind, int(item["id"])),
-                org_id=self.org_id,
-                type="page" if kind == "page" else "blog_post",
-                name=html.unescape(name),
-                status=_TO_LIFECYCLE.get(wp_status, ThingStatus.DRAFT),
-                properties=properties,
+            return self.upstream.bad_response()
+        params = (error.data.params if error.data else None) or {}
+        field = next(iter(params), None)
+        if field == "status" and self._auth:
+            # WordPress treats credentials it does not accept as no credentials at all,
+            # and then refuses the statuses only a logged-in editor may ask for.
+            return ProviderAuthError(
+                "WordPress did not accept the credentials (it answered as to an anonymous visitor)",
                 provider=NAME,
-                external_id=str(item["id"]),
-                created_at=_gmt(item.get("date_gmt")),
-                updated_at=_gmt(item.get("modified_gmt")),
+                status=401,
             )
-        except (KeyError, TypeError, ValueError) as exc:
-            raise ProviderResponseError(
-                f"WordPress sent a post we cannot read: {exc}", provider=NAME
-            ) from None
+        if field is None or not _FIELD.fullmatch(field):
+            return InvalidInputError("WordPress rejected the request", provider=NAME)
+        field = "name" if field == "title" else field
+        return InvalidInputError(
+            f"WordPress rejected the value of '{field}'", field=field, provider=NAME
+        )
+
+
+def _total(headers: httpx.Headers, floor: int) -> int:
+    try:
+        return int(headers["X-WP-Total"])
+    except (KeyError, ValueError):
+        return floor
 
 
 register(ProviderFactory.of(WordPressProvider, WordPressConfig))

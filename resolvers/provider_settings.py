@@ -47,6 +47,10 @@ class ProviderInfo:
     last_health_check: ProviderHealth | None
     capabilities: ProviderCapabilities | None
     configured_at: datetime | None
+    circuit: str | None = strawberry.field(
+        default=None,
+        description="closed, open (calls fail fast until a probe), half_open; null: not yet used",
+    )
 
 
 def _health(summary: dict[str, Any] | None) -> ProviderHealth | None:
@@ -65,7 +69,7 @@ def _health(summary: dict[str, Any] | None) -> ProviderHealth | None:
     )
 
 
-def _info(config: ProviderConfig, actor: Actor) -> ProviderInfo:
+def _info(config: ProviderConfig, actor: Actor, circuit: str | None = None) -> ProviderInfo:
     if actor.role not in (Role.PLATFORM_OWNER, Role.ORG_OWNER):
         return ProviderInfo(
             provider=config.provider,
@@ -89,6 +93,7 @@ def _info(config: ProviderConfig, actor: Actor) -> ProviderInfo:
             batch_size=capabilities.batch_size,
         ),
         configured_at=config.updated_at,
+        circuit=circuit,
     )
 
 
@@ -109,7 +114,8 @@ async def providers(info: Info, org_id: strawberry.ID | None = None) -> list[Pro
     if actor.role is Role.CUSTOMER:
         raise ForbiddenError("customers may not see provider configuration")
     configs = await info.context.store.provider_configs.active(_org(info, org_id))
-    return [_info(c, actor) for c in configs]
+    pool = info.context.providers
+    return [_info(c, actor, pool.circuit(c)) for c in configs]
 
 
 @strawberry.input

@@ -1,9 +1,11 @@
 """A loopback HTTP server that answers however a test tells it to: the upstream faults a
-healthy real service will not produce on demand (500s, non-JSON, hangs)."""
+healthy real service will not produce on demand (500s, non-JSON, hangs, redirects), and a
+witness that records every request (and its credentials) it should never have received."""
 
 from __future__ import annotations
 
 import asyncio
+import socket
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -15,6 +17,8 @@ from starlette.routing import Route
 
 from tests.emulators import serve
 
+GARBAGE = b'[1, "two", {"three": 3}, null, [4]]'  # valid JSON, of no shape an upstream uses
+
 
 @dataclass
 class Fault:
@@ -25,11 +29,41 @@ class Fault:
     headers: dict[str, str] = field(default_factory=dict)
 
 
+@dataclass(frozen=True)
+class Received:
+    method: str
+    path: str
+    query: str
+    headers: dict[str, str]
+
+    @property
+    def credentials(self) -> str | None:
+        return self.headers.get("authorization") or self.headers.get("x-shopify-access-token")
+
+
 @dataclass
 class FaultServer:
     url: str
     fault: Fault
-    requests: list[str] = field(default_factory=list)
+    # What the home page advertises as the WordPress REST root; None: this server's own.
+    api_link: str | None = None
+    home: Fault | None = None  # set: the home page answers with this fault instead
+    paths: dict[str, Fault] = field(default_factory=dict)  # faults for single paths
+    received: list[Received] = field(default_factory=list)
+    in_flight: int = 0
+    most_at_once: int = 0  # the most requests it was answering at one time
+
+    @property
+    def requests(self) -> list[str]:
+        return [f"{r.method} {r.path}?{r.query}" for r in self.received]
+
+    def api_requests(self) -> int:
+        """Requests other than WordPress discovery's look at the home page."""
+        return sum(1 for r in self.received if not _home_page(r))
+
+
+def _home_page(received: Received) -> bool:
+    return received.path == "/" and "rest_route" not in received.query
 
 
 @contextmanager
@@ -39,18 +73,39 @@ def fault_server(fault: Fault | None = None) -> Iterator[FaultServer]:
     server = FaultServer("", fault or Fault())
 
     async def handle(request: Request) -> Response:
-        server.requests.append(f"{request.method} {request.url.path}?{request.url.query}")
-        if request.url.path == "/" and "rest_route" not in request.query_params:
-            link = f'<{server.url}/?rest_route=/>; rel="https://api.w.org/"'
+        received = Received(
+            request.method,
+            request.url.path,
+            request.url.query,
+            {k.lower(): v for k, v in request.headers.items()},
+        )
+        server.received.append(received)
+        if _home_page(received) and server.home is None:
+            link = f'<{server.api_link or server.url + "/?rest_route=/"}>; rel="https://api.w.org/"'
             return Response("<html></html>", media_type="text/html", headers={"Link": link})
-        current = server.fault
-        if current.delay:
-            await asyncio.sleep(current.delay)
+        current = server.paths.get(received.path, server.fault)
+        if _home_page(received) and server.home is not None:
+            current = server.home
+        server.in_flight += 1
+        server.most_at_once = max(server.most_at_once, server.in_flight)
+        try:
+            if current.delay:
+                await asyncio.sleep(current.delay)
+        finally:
+            server.in_flight -= 1
         return Response(
             current.body, current.status, headers=current.headers, media_type=current.content_type
         )
 
-    app = Starlette(routes=[Route("/{path:path}", handle, methods=["GET", "POST", "DELETE"])])
+    methods = ["GET", "POST", "PUT", "PATCH", "DELETE"]
+    app = Starlette(routes=[Route("/{path:path}", handle, methods=methods)])
     with serve(app) as url:
         server.url = url
         yield server
+
+
+def dead_url() -> str:
+    """A loopback address nothing listens on."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return f"http://127.0.0.1:{s.getsockname()[1]}"
