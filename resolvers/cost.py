@@ -66,6 +66,7 @@ class QueryCost:
         }
         self._memo: dict[tuple[str, int | None], int] = {}
         self._operation = _operation(document, operation_name)
+        self.uses_variables = False  # False: the cost is the same for any variables
 
     def requested(self) -> int:
         if self._operation is None:
@@ -134,6 +135,7 @@ class QueryCost:
             if isinstance(given.value, IntValueNode):
                 value = int(given.value.value)
             elif isinstance(given.value, VariableNode):
+                self.uses_variables = True
                 value = self._variables.get(given.value.name.value, value)
         if not isinstance(value, int) or isinstance(value, bool):
             return MAX_PAGE_SIZE

@@ -13,7 +13,7 @@ of the documents it holds: distinct large documents cannot grow memory.
 from __future__ import annotations
 
 from collections import OrderedDict
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import cache
 from typing import Any, Generic, TypeVar
 
@@ -61,10 +61,12 @@ def refusal(message: str, code: str, **extensions: Any) -> GraphQLError:
 
 @dataclass(frozen=True, slots=True)
 class Checked:
-    """A document that parsed, with its validation errors (none: it may run)."""
+    """A document that parsed, with its validation errors (none: it may run), and the cost of
+    its operations where it does not depend on variables (filled in as they run)."""
 
     document: DocumentNode
     errors: tuple[GraphQLError, ...]
+    costs: dict[str | None, int] = field(default_factory=dict)
 
 
 class SizedCache(Generic[V]):

@@ -57,9 +57,7 @@ class RequestGuard(SchemaExtension):
                 error = GraphQLError(exc.message, original_error=exc)
                 ctx.result = GraphQLExecutionResult(data=None, errors=[error])
         if ctx.graphql_document is not None and ctx.result is None:
-            self._requested = QueryCost(
-                ctx.schema._schema, ctx.graphql_document, ctx.operation_name, ctx.variables
-            ).requested()
+            self._requested = self._cost()
             budget = self._budget()
             if self._requested > budget:
                 error = refusal(
@@ -71,6 +69,18 @@ class RequestGuard(SchemaExtension):
                 )
                 ctx.result = GraphQLExecutionResult(data=None, errors=[error])
         yield
+
+    def _cost(self) -> int:
+        ctx = self.execution_context
+        assert ctx.graphql_document is not None
+        checked, operation = self._checked, ctx.operation_name
+        if checked is not None and operation in checked.costs:
+            return checked.costs[operation]
+        cost = QueryCost(ctx.schema._schema, ctx.graphql_document, operation, ctx.variables)
+        requested = cost.requested()
+        if checked is not None and not cost.uses_variables:
+            checked.costs[operation] = requested
+        return requested
 
     def get_results(self) -> dict[str, Any]:
         ctx = self.execution_context

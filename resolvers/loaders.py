@@ -12,6 +12,7 @@ from functools import partial
 from typing import Any
 
 from aiodataloader import DataLoader
+from opentelemetry import trace
 
 from providers.native import MAX_PAGE_SIZE, Direction, NativeStore
 from providers.provider import Provider
@@ -22,6 +23,7 @@ Loader = DataLoader[str, Any]
 # A page holds at most MAX_PAGE_SIZE things; nested lists multiply that. One IN (...) of a
 # thousand keys is still one cheap indexed query on either engine.
 MAX_BATCH = MAX_PAGE_SIZE * 10
+_tracer = trace.get_tracer("one-gateway")
 
 
 class Loaders:
@@ -35,7 +37,16 @@ class Loaders:
     def _get(self, key: Hashable, fn: BatchFn, max_batch: int = MAX_BATCH) -> Loader:
         loader = self._loaders.get(key)
         if loader is None:
-            loader = self._loaders[key] = DataLoader(batch_load_fn=fn, max_batch_size=max_batch)
+            name = str(key[0] if isinstance(key, tuple) else key)
+
+            async def batch(keys: list[str]) -> list[Any]:
+                # A span per batch (a no-op unless tracing is on, see gateway/tracing.py).
+                with _tracer.start_as_current_span(
+                    "dataloader.batch", attributes={"loader": name, "keys": len(keys)}
+                ):
+                    return await fn(keys)
+
+            loader = self._loaders[key] = DataLoader(batch_load_fn=batch, max_batch_size=max_batch)
         return loader
 
     def external(self, provider: Provider, *, detail: bool) -> Loader:
