@@ -24,6 +24,7 @@ from gateway.rate_limits import RateLimits
 from gateway.requests import RequestIds
 from gateway.settings import Settings, load_settings
 from gateway.store import open_store
+from gateway.tracing import TraceContext, configure_tracing
 from gateway.upstreams import UpstreamDeadlines, upstream_client, upstream_policy
 from gateway.view import OneGraphQL
 from providers.native import NativeStore
@@ -41,6 +42,7 @@ def create_app(settings: Settings | None = None, *, store: NativeStore | None = 
     # One client for every upstream call, its addresses checked at connect time; each
     # organization's provider gets its own bulkhead and circuit breaker on it.
     http = upstream_client(settings)
+    configure_tracing(http)  # when OTEL_EXPORTER_OTLP_ENDPOINT is set
     keyring = KeyRing.from_settings(settings)
     providers = ProviderPool(
         http,
@@ -103,6 +105,7 @@ def create_app(settings: Settings | None = None, *, store: NativeStore | None = 
         ],
         middleware=[
             Middleware(RequestIds),
+            Middleware(TraceContext),
             Middleware(
                 CORSMiddleware,
                 allow_origins=settings.cors_origins,

@@ -7,6 +7,7 @@ import argparse
 import asyncio
 import json
 import logging
+import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -19,6 +20,7 @@ from gateway.demo import seed_demo
 from gateway.requests import RequestIdFilter
 from gateway.settings import Settings, SettingsError, load_settings
 from gateway.store import started_store
+from gateway.tracing import JsonFormatter
 from providers.configuration import configure, seal
 from providers.errors import InvalidInputError, OneError
 from providers.native import NativeStore
@@ -266,6 +268,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     for handler in logging.getLogger().handlers:
         handler.addFilter(RequestIdFilter())
+        if os.environ.get("ONE_LOG_FORMAT") == "json":  # read here: logs start before settings
+            handler.setFormatter(JsonFormatter())
 
     if args.command == "export-schema":
         from resolvers.schema import schema

@@ -64,6 +64,7 @@ class Settings(BaseSettings):
     persisted_queries_chars: int = Field(default=4 * 1024 * 1024, ge=0)
     csrf_prevention: bool = True
     cors_origins: list[str] = Field(default_factory=list)
+    log_format: Literal["text", "json"] = "text"  # json: one object a line, with trace ids
     metrics_token: SecretStr | None = None  # /metrics needs 'Authorization: Bearer <it>'
 
     # Upstreams (README: "Resilience: timeouts, deadline, retries, breakers, bulkheads, SSRF").

@@ -1,6 +1,6 @@
 """Tracing with OpenTelemetry, on when `OTEL_EXPORTER_OTLP_ENDPOINT` is set.
 
-Spans: one per GraphQL operation (`gateway/view.py`), one per DataLoader batch
+Spans: one per GraphQL operation (`resolvers/guard.py`), one per DataLoader batch
 (`resolvers/loaders.py`) and one per upstream HTTP call (httpx, instrumented), which also
 sends the W3C `traceparent` header so an upstream's own traces join ours. An incoming
 `traceparent` is continued. Exported over OTLP/HTTP with the standard `OTEL_*` variables;
@@ -12,12 +12,11 @@ from __future__ import annotations
 import json
 import logging
 import os
-from collections.abc import Iterator, Mapping
-from contextlib import contextmanager
 from typing import Any
 
 import httpx
 from opentelemetry import context, propagate, trace
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 tracer = trace.get_tracer("one-gateway")
 _configured = False
@@ -49,15 +48,23 @@ def instrument(client: httpx.AsyncClient) -> None:
     HTTPXClientInstrumentor.instrument_client(client)
 
 
-@contextmanager
-def operation_span(headers: Mapping[str, str], **attributes: Any) -> Iterator[None]:
-    """The span of one GraphQL request, continuing the caller's trace if it sent one."""
-    token = context.attach(propagate.extract(dict(headers)))
-    try:
-        with tracer.start_as_current_span("graphql.operation", attributes=attributes):
-            yield
-    finally:
-        context.detach(token)
+class TraceContext:
+    """Continues the caller's trace: the W3C `traceparent` of each request becomes the
+    parent of the spans made while serving it (the operation's, in `resolvers/guard.py`)."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] not in ("http", "websocket"):
+            await self.app(scope, receive, send)
+            return
+        carrier = {k.decode("latin-1"): v.decode("latin-1") for k, v in scope["headers"]}
+        token = context.attach(propagate.extract(carrier))
+        try:
+            await self.app(scope, receive, send)
+        finally:
+            context.detach(token)
 
 
 class JsonFormatter(logging.Formatter):

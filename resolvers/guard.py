@@ -14,6 +14,7 @@ from typing import Any
 
 from graphql import ExecutionResult as GraphQLExecutionResult
 from graphql import GraphQLError, parse
+from opentelemetry import trace
 from strawberry.extensions import SchemaExtension
 
 from providers.errors import OneError
@@ -25,12 +26,25 @@ from resolvers.documents import Checked, QueryLimits, checker, refusal
 _PLACEHOLDER = parse("{ __typename }")
 _DEFAULT_LIMITS = QueryLimits()
 DEFAULT_COST_BUDGET = 1_000
+_tracer = trace.get_tracer("one-gateway")
 
 
 class RequestGuard(SchemaExtension):
     def __init__(self) -> None:
         self._checked: Checked | None = None
         self._requested: int | None = None
+
+    def on_operation(self) -> Iterator[None]:
+        ctx = self.execution_context
+        attributes = {"graphql.operation.name": ctx.operation_name or ""}
+        request_id = getattr(ctx.context, "request_id", None)
+        if request_id:
+            attributes["one.request_id"] = request_id
+        # A no-op unless tracing is on (gateway/tracing.py).
+        with _tracer.start_as_current_span("graphql.operation", attributes=attributes) as span:
+            yield
+            if ctx.result is not None and ctx.result.errors:
+                span.set_attribute("graphql.errors", len(ctx.result.errors))
 
     def on_parse(self) -> Iterator[None]:
         ctx = self.execution_context
