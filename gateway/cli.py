@@ -12,8 +12,6 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-import httpx
-
 from gateway.auth import authenticator
 from gateway.crypto import KeyRing
 from gateway.demo import seed_demo
@@ -21,6 +19,7 @@ from gateway.requests import RequestIdFilter
 from gateway.settings import Settings, SettingsError, load_settings
 from gateway.store import started_store
 from gateway.tracing import JsonFormatter
+from gateway.upstreams import upstream_client
 from providers.configuration import configure, seal
 from providers.errors import InvalidInputError, OneError
 from providers.native import NativeStore
@@ -79,7 +78,8 @@ async def _configure(
         raise OneError(f"--config is not JSON: {exc.msg}") from None
     if not isinstance(values, dict):
         raise OneError("--config must be a JSON object")
-    async with started_store(settings) as store, httpx.AsyncClient() as client:
+    # The gateway's own client: the connection test obeys the same address guard (SSRF).
+    async with started_store(settings) as store, upstream_client(settings) as client:
         org = await _organization(store, org_slug)
         saved = await configure(
             store,
