@@ -50,6 +50,7 @@ schema: $(STAMP)
 bench: $(STAMP) system-deps
 	$(BIN)/python bench/run.py
 	$(BIN)/python bench/federation.py
+	$(BIN)/python bench/protection.py
 
 clean:
 	rm -rf $(VENV) .one .pytest_cache .mypy_cache .ruff_cache
