@@ -5,9 +5,11 @@ Over HTTP, in order, each step refusing with a GraphQL-shaped error and its own 
 1. the method (GET or POST, else 405) and CSRF prevention: a GET, or a POST with a
    CORS-safelisted content type, must carry `Apollo-Require-Preflight` or
    `X-Apollo-Operation-Name`, so a browser cannot send it cross-site without a preflight;
-2. the body: at most `max_body_bytes` (413), `application/json` (415), a JSON object (400);
+2. the body: at most `max_body_bytes` (413), `application/json` (415), a JSON object of
+   Unicode text, no lone surrogates (400);
 3. the document, before authentication: found by its hash (automatic persisted queries),
-   then its size, tokens, validity, depth and aliases (`resolvers.documents`);
+   then its size, tokens, validity, depth and aliases (`resolvers.documents`), and the
+   operation to run: named when there are several, a query when over GET (405);
 4. the actor (a token or an API key), and its admission: the rate bucket of the actor (or of
    the client's address when it sent no credential, 429) and the organization's daily calls;
 5. the organization's safelist, when it has one: only trusted documents run;
@@ -163,7 +165,10 @@ class OneGraphQL(GraphQL[Context, None]):
                 allowed_operation_types=_OPERATIONS[request.method],
                 operation_extensions=params.get("extensions"),
             )
-        except (CannotGetOperationTypeError, InvalidOperationTypeError, MissingQueryError) as exc:
+        except InvalidOperationTypeError as exc:
+            reason = exc.as_http_error_reason(request.method)
+            raise Refused(405, "METHOD_NOT_ALLOWED", reason, {"Allow": "POST"}) from None
+        except (CannotGetOperationTypeError, MissingQueryError) as exc:
             raise Refused(400, "BAD_REQUEST", _reason(exc)) from None
         return _result(result, media)
 
@@ -230,12 +235,19 @@ class OneGraphQL(GraphQL[Context, None]):
             raise Refused(REQUEST_ERROR, **_coded(exc)) from None
         if checked.errors:
             raise Refused(REQUEST_ERROR, **_coded(checked.errors[0]))
-        operation = get_operation_ast(checked.document, params.get("operationName"))
-        if (
-            method == "GET"
-            and operation is not None
-            and operation.operation is not OperationType.QUERY
-        ):
+        # The operation GraphQL's GetOperation picks (Strawberry would run the first one of
+        # several when none is named); a GET must not reach a mutation.
+        name = params.get("operationName")
+        operation = get_operation_ast(checked.document, name)
+        if operation is None:
+            raise Refused(
+                REQUEST_ERROR,
+                "BAD_REQUEST",
+                f'Unknown operation named "{name}".'
+                if name is not None
+                else "Must provide operation name if query contains multiple operations.",
+            )
+        if method == "GET" and operation.operation is not OperationType.QUERY:
             raise Refused(405, "METHOD_NOT_ALLOWED", "send mutations with POST", {"Allow": "POST"})
 
     async def _admit(self, request: Request) -> Actor | OneError:
@@ -290,6 +302,10 @@ class OneGraphQL(GraphQL[Context, None]):
             cost_budget=budget,
             request_id=request_id(),
         )
+
+    def decode_json(self, data: str | bytes) -> object:
+        """WebSocket messages decode as HTTP bodies do (a message that does not closes 4400)."""
+        return _loads(data)
 
     async def on_ws_connect(self, context: Context) -> UnsetType | dict[str, object] | None:
         """WebSockets authenticate in `connection_init`, as HTTP does in headers (browsers
@@ -399,9 +415,26 @@ async def _body(request: Request, limit: int) -> bytes:
 
 def _json_value(text: str | bytes, what: str) -> Any:
     try:
-        return json.loads(text)
-    except (ValueError, RecursionError):  # not JSON, not UTF-8, or nested past Python's stack
+        return _loads(text)
+    except (ValueError, RecursionError):  # not JSON, not Unicode, or nested past Python's stack
         raise Refused(400, "BAD_REQUEST", f"{what} is not valid JSON") from None
+
+
+def _loads(text: str | bytes) -> Any:
+    """`json.loads` of Unicode text only: a lone surrogate, encoded in the bytes or escaped
+    (`"\\ud800"`), is JSON no store can keep. Raises `JSONDecodeError`, as Strawberry expects."""
+    if isinstance(text, bytes):
+        try:
+            text = text.decode(json.detect_encoding(text))  # json.loads would let them pass
+        except UnicodeDecodeError as exc:
+            raise json.JSONDecodeError("not Unicode text", "", exc.start) from None
+    value = json.loads(text)
+    if "\\u" in text:
+        try:
+            json.dumps(value, ensure_ascii=False).encode()
+        except UnicodeEncodeError:
+            raise json.JSONDecodeError("a lone surrogate escape", text, 0) from None
+    return value
 
 
 def _coded(error: GraphQLError) -> dict[str, Any]:

@@ -1,0 +1,1 @@
+"""Third-party GraphQL clients and conformance suites, run against the real gateway."""
