@@ -32,7 +32,8 @@ MAX_TEXT_LENGTH = 100_000
 MAX_JSON_BYTES = 64 * 1024
 _SLUG = re.compile(r"[a-z0-9][a-z0-9-]{1,62}")
 _EMAIL = re.compile(r"[^@\s]{1,64}@[^@\s]+\.[^@\s]+")
-_INVISIBLE = frozenset({"Cc", "Cf"})  # Unicode control and format characters
+# Unicode control and format characters, and lone surrogates (not text; no store takes them)
+_INVISIBLE = frozenset({"Cc", "Cf", "Cs"})
 EXCERPT_LENGTH = 40
 
 
@@ -67,6 +68,8 @@ def name(value: str, field: str = "name") -> str:
 
 
 def text(value: str, field: str = "text") -> str:
+    if any(0xD800 <= ord(c) <= 0xDFFF for c in value):
+        raise InvalidInputError(f"'{field}' is not valid Unicode text", field=field)
     if not value.strip():
         raise InvalidInputError(f"'{field}' must not be empty", field=field)
     if len(value) > MAX_TEXT_LENGTH:
