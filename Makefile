@@ -51,6 +51,7 @@ bench: $(STAMP) system-deps
 	$(BIN)/python bench/run.py
 	$(BIN)/python bench/federation.py
 	$(BIN)/python bench/protection.py
+	$(BIN)/python bench/upstream_overhead.py
 
 clean:
 	rm -rf $(VENV) .one .pytest_cache .mypy_cache .ruff_cache
