@@ -5,7 +5,8 @@ The version is pinned and sent on every request: 2022-06-28 queries databases di
 no batch read, so a batch is concurrent `GET /v1/pages/{id}`s, and every request of an
 integration passes one limiter that keeps it at Notion's 3 requests per second on average
 (bursts allowed); a 429's `Retry-After` is honoured by the upstream client. Page content
-(blocks) is fetched only when a caller asks for it.
+(blocks) is fetched only when a caller asks for it. Writes set the database's properties by
+their types (`notion_properties.py`), and a new body replaces the page's blocks.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import re
+import time
 import uuid
 from collections.abc import Callable, Sequence
 from datetime import UTC
@@ -22,13 +24,7 @@ import httpx
 from aiolimiter import AsyncLimiter
 from pydantic import BaseModel, ConfigDict, Field, HttpUrl, SecretStr, field_validator
 
-from providers.errors import (
-    InvalidInputError,
-    InvalidTransitionError,
-    NotFoundError,
-    OneError,
-    ProviderAuthError,
-)
+from providers.errors import InvalidInputError, NotFoundError, OneError, ProviderAuthError
 from providers.notion_pages import (
     BLOCKS,
     ERROR,
@@ -39,12 +35,22 @@ from providers.notion_pages import (
     Listing,
     NotionPage,
     block_text,
+    decode_cursor,
+    encode_cursor,
     page_to_thing,
     rich_text,
 )
+from providers.notion_properties import (
+    DATABASE,
+    NotionDatabase,
+    NotionWrite,
+    names_given,
+    notion_write,
+    paragraph_blocks,
+)
 from providers.provider import Capabilities, Health, ListQuery, check_health
-from providers.records import Page, Thing, ThingStatus, require_changeable, require_transition
-from providers.registry import ProviderFactory, register
+from providers.records import Page, Thing, ThingStatus
+from providers.registry import ProviderFactory
 from providers.upstream import Answer, Upstreams, json_body
 from providers.validation import excerpt
 
@@ -53,7 +59,8 @@ log = logging.getLogger(__name__)
 NAME = "notion"
 NOTION_VERSION: Literal["2022-06-28"] = "2022-06-28"
 MAX_PAGE_SIZE = 100
-MAX_BLOCKS = 100
+SCHEMA_SECONDS = 60.0  # how long the database's property types are trusted
+_BODY = frozenset({"content", "url"})  # what a write may name without the database's schema
 _CODE = re.compile(r"[a-z_]{1,40}")
 T = TypeVar("T")
 
@@ -117,6 +124,7 @@ class NotionProvider:
         # bunch up on the way, and the slack keeps them from tipping the server's bucket over.
         burst = max(1.0, config.requests_per_second - 1)
         self.limiter = AsyncLimiter(burst, burst / config.requests_per_second)
+        self._known_schema: tuple[float, dict[str, str]] | None = None
 
     # -- reads ---------------------------------------------------------------------------
 
@@ -140,7 +148,11 @@ class NotionProvider:
 
     async def _content(self, page_id: str) -> str:
         """The page's first-level blocks as text, one paragraph per block."""
-        texts: list[str] = []
+        texts = (block_text(b) for b in await self._blocks(page_id))
+        return "\n\n".join(text for text in texts if text)
+
+    async def _blocks(self, page_id: str) -> list[dict[str, Any]]:
+        blocks: list[dict[str, Any]] = []
         cursor: str | None = None
         while True:
             params: dict[str, Any] = {"page_size": MAX_PAGE_SIZE}
@@ -148,15 +160,19 @@ class NotionProvider:
                 params["start_cursor"] = cursor
             path = f"/blocks/{page_id}/children"
             listing = await self._send("GET", path, _BLOCKS, params=params)
-            texts += [text for text in map(block_text, listing.results) if text]
+            blocks += listing.results
             if not listing.has_more or not listing.next_cursor:
-                return "\n\n".join(texts)
+                return blocks
             cursor = listing.next_cursor
 
     async def page(self, query: ListQuery) -> Page[Thing]:
-        size = min(max(query.first, 1), MAX_PAGE_SIZE)
+        if query.type not in (None, *self.thing_types):
+            raise InvalidInputError(f"Notion holds no '{query.type}' things", field="type")
+        start, skip = decode_cursor(query.after)
+        # Resuming after an item re-reads its Notion page from that page's start, past it.
+        size = min(skip + max(query.first, 1), MAX_PAGE_SIZE)
         if query.search:
-            return await self._search(query, size)
+            return await self._search(query, start, skip, size)
         body: dict[str, Any] = {
             "page_size": size,
             "sorts": [{"timestamp": "created_time", "direction": "descending"}],
@@ -176,89 +192,90 @@ class NotionProvider:
             filters.append({"timestamp": "last_edited_time", "last_edited_time": {"after": stamp}})
         if filters:
             body["filter"] = filters[0] if len(filters) == 1 else {"and": filters}
-        if query.after:
-            body["start_cursor"] = query.after
+        if start:
+            body["start_cursor"] = start
         path = f"/databases/{self._config.database_id}/query"
         listing = await self._send("POST", path, _PAGES, json=body, read=True)
-        return self._listing(listing.results, listing, query.first)
+        return self._listing(listing, start, skip, query.first)
 
-    async def _search(self, query: ListQuery, size: int) -> Page[Thing]:
+    async def _search(
+        self, query: ListQuery, start: str | None, skip: int, size: int
+    ) -> Page[Thing]:
         body: dict[str, Any] = {
             "query": query.search,
             "filter": {"property": "object", "value": "page"},
             "sort": {"direction": "descending", "timestamp": "last_edited_time"},
             "page_size": size,
         }
-        if query.after:
-            body["start_cursor"] = query.after
+        if start:
+            body["start_cursor"] = start
         listing = await self._send("POST", "/search", _PAGES, json=body, read=True)
-        # Search spans every page shared with the integration: keep this database's.
-        mine = [p for p in listing.results if p.database_id == self._config.database_id]
-        return self._listing(mine, listing, query.first)
+        return self._listing(listing, start, skip, query.first)
 
     def _listing(
-        self, pages: list[NotionPage], listing: Listing[NotionPage], first: int
+        self, listing: Listing[NotionPage], start: str | None, skip: int, first: int
     ) -> Page[Thing]:
-        items = [self._thing(p) for p in pages][:first]
-        more = listing.has_more
-        cursor = listing.next_cursor
-        # Notion pages by cursor only: every item shares the cursor of the next page, and
-        # the API does not count (total_count None).
-        cursors = [cursor or "" for _ in items]
-        return Page(items, cursors, more, None)
+        """Up to `first` of this database's pages after the first `skip` of the listing (a
+        search spans every page shared with the integration). Notion pages by cursor only and
+        does not count (total_count None): an item's cursor is its Notion page's start and its
+        place in it, or the next page's start for the last item of one."""
+        results = listing.results
+        mine = [
+            at
+            for at in range(skip, len(results))
+            if results[at].database_id == self._config.database_id
+        ]
+        items: list[Thing] = []
+        cursors: list[str] = []
+        for at in mine[:first]:
+            items.append(self._thing(results[at]))
+            ends = at == len(results) - 1 and listing.has_more and listing.next_cursor
+            cursors.append(
+                encode_cursor(listing.next_cursor, 0) if ends else encode_cursor(start, at + 1)
+            )
+        return Page(items, cursors, listing.has_more or len(mine) > first, None)
 
     # -- writes --------------------------------------------------------------------------
 
     async def create(
         self, *, type: str, name: str, status: ThingStatus, properties: dict[str, Any]
     ) -> Thing:
-        if status is ThingStatus.ARCHIVED:
-            raise InvalidTransitionError("a thing cannot be created archived", field="status")
-        content = str(properties.get("content") or "")
-        paragraphs = [p for p in content.split("\n\n") if p.strip()]
-        if len(paragraphs) > MAX_BLOCKS:
-            raise InvalidInputError(
-                f"Notion takes at most {MAX_BLOCKS} blocks per request; content has "
-                f"{len(paragraphs)} paragraphs",
-                field="properties",
-                provider=NAME,
-            )
+        write = await self._write(properties, merge=True)
+        blocks = paragraph_blocks(write.content or "")
         body = {
             "parent": {"database_id": self._config.database_id},
             "properties": {
+                **write.properties,
                 self._config.title_property: {"title": rich_text(name)},
                 self._config.status_property: {"select": {"name": STATUS_NAMES[status]}},
             },
-            "children": [
-                {"object": "block", "type": "paragraph", "paragraph": {"rich_text": rich_text(p)}}
-                for p in paragraphs
-            ],
+            "children": blocks,
         }
         thing = self._thing(await self._send("POST", "/pages", _PAGE, json=body))
-        thing.properties["content"] = "\n\n".join(paragraphs)
+        thing.properties["content"] = _text_of(blocks)
         return thing
 
     async def update(
-        self, id: str, *, name: str | None, properties: dict[str, Any] | None
+        self, id: str, *, name: str | None, properties: dict[str, Any] | None, merge: bool = True
     ) -> Thing:
-        current = await self._current(id)
-        require_changeable(current.status)
-        changes: dict[str, Any] = {}
+        page_id = _page_id(id)
+        write = await self._write(properties, merge=merge) if properties is not None else None
+        changes = dict(write.properties) if write else {}
         if name is not None:
             changes[self._config.title_property] = {"title": rich_text(name)}
-        for key, value in (properties or {}).items():
-            if key in ("tags",) and isinstance(value, list):
-                changes["Tags"] = {"multi_select": [{"name": str(v)} for v in value]}
-        if not changes:
-            raise InvalidInputError(
-                "nothing Notion can update: give a name or tags", field="properties", provider=NAME
-            )
-        body = {"properties": changes}
-        return self._thing(await self._send("PATCH", f"/pages/{_page_id(id)}", _PAGE, json=body))
+        blocks = paragraph_blocks(write.content) if write and write.content is not None else None
+        path = f"/pages/{page_id}"
+        if changes:
+            page = await self._send("PATCH", path, _PAGE, json={"properties": changes})
+        else:
+            page = await self._send("GET", path, _PAGE)
+        thing = self._thing(page)
+        if blocks is not None:
+            await self._replace_blocks(page_id, blocks)
+            thing.properties["content"] = _text_of(blocks)
+        return thing
 
     async def change_status(self, id: str, status: ThingStatus) -> Thing:
-        current = await self._current(id)
-        require_transition(current.status, status)
         if status is ThingStatus.ARCHIVED:
             body: dict[str, Any] = {"archived": True}
         else:
@@ -269,19 +286,45 @@ class NotionProvider:
             }
         return self._thing(await self._send("PATCH", f"/pages/{_page_id(id)}", _PAGE, json=body))
 
-    async def _current(self, id: str) -> Thing:
-        [found] = await self.get_many([id], detail=False)
-        if found is None:
-            raise NotFoundError(
-                "Notion has no such page in this database", provider=NAME, field="id"
-            )
-        return found
+    async def _write(self, properties: dict[str, Any], *, merge: bool) -> NotionWrite:
+        """The write of `properties`, typed by the database's schema (read when needed)."""
+        names = names_given(properties) - _BODY
+        schema = await self._schema(names) if not merge or names else {}
+        return notion_write(
+            schema,
+            properties,
+            merge=merge,
+            title_property=self._config.title_property,
+            status_property=self._config.status_property,
+        )
+
+    async def _schema(
+        self, names: set[str] | None = None, *, refresh: bool = False
+    ) -> dict[str, str]:
+        """The database's property types: read again when old, or when a write names a
+        property the last reading did not have (it may have been added since)."""
+        known = self._known_schema
+        fresh = known is not None and time.monotonic() - known[0] < SCHEMA_SECONDS
+        named = names or set()
+        if refresh or known is None or not fresh or not named <= {*known[1], "tags"}:
+            path = f"/databases/{self._config.database_id}"
+            database: NotionDatabase = await self._send("GET", path, _DATABASE)
+            known = self._known_schema = (time.monotonic(), database.types())
+        return known[1]
+
+    async def _replace_blocks(self, page_id: str, blocks: list[dict[str, Any]]) -> None:
+        old = await self._blocks(page_id)
+        await asyncio.gather(
+            *(self._send("DELETE", f"/blocks/{b['id']}", _OBJECT) for b in old if "id" in b)
+        )
+        if blocks:
+            path = f"/blocks/{page_id}/children"
+            await self._send("PATCH", path, _BLOCKS, json={"children": blocks})
 
     # -- health --------------------------------------------------------------------------
 
     async def health(self) -> Health:
-        path = f"/databases/{self._config.database_id}"
-        return await check_health(self._send("GET", path, _OBJECT))
+        return await check_health(self._schema(refresh=True))
 
     # -- the wire ------------------------------------------------------------------------
 
@@ -333,9 +376,14 @@ class NotionProvider:
         )
 
 
+def _text_of(blocks: list[dict[str, Any]]) -> str:
+    return "\n\n".join(block_text(b) for b in blocks)
+
+
 _PAGE = json_body(PAGE)
 _PAGES = json_body(PAGES)
 _BLOCKS = json_body(BLOCKS)
 _OBJECT = json_body(OBJECT)
+_DATABASE = json_body(DATABASE)
 
-register(ProviderFactory.of(NotionProvider, NotionConfig))
+PROVIDER = ProviderFactory.of(NotionProvider, NotionConfig)

@@ -1,5 +1,5 @@
-"""Notion's answers as we read them (validated), and pages as `document` things: titles, rich
-text, flattened properties."""
+"""Notion's answers as we read them (validated), pages as `document` things (titles, rich
+text, flattened properties), and our cursors over Notion's lists."""
 
 from __future__ import annotations
 
@@ -8,11 +8,13 @@ from typing import Any, Generic, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, TypeAdapter
 
+from providers.cursors import decode_cursor_value, encode_cursor_value, invalid_cursor
 from providers.records import Thing, ThingStatus
 from providers.upstream import UtcDatetime
 
 T = TypeVar("T")
 MAX_TEXT = 2000
+MAX_LISTED = 100  # the most a list answer holds
 # The status select's option names, one per live lifecycle step; a trashed page is archived.
 STATUS_NAMES = {
     ThingStatus.DRAFT: "Draft",
@@ -140,3 +142,23 @@ def page_to_thing(
         created_at=page.created_time or datetime.now(UTC),
         updated_at=page.last_edited_time or datetime.now(UTC),
     )
+
+
+# A cursor of ours: the start of a Notion page (Notion's own cursor) and how many of its items
+# were seen, so that resuming after any item continues right after it.
+def encode_cursor(start: str | None, skip: int) -> str:
+    return encode_cursor_value({"c": start, "i": skip})
+
+
+def decode_cursor(cursor: str | None) -> tuple[str | None, int]:
+    """(the start of a Notion page, how many of its items were seen)."""
+    if cursor is None:
+        return None, 0
+    value = decode_cursor_value(cursor)
+    start = value.get("c") if isinstance(value, dict) else None
+    skip = value.get("i") if isinstance(value, dict) else None
+    if (start is None or (isinstance(start, str) and 0 < len(start) <= 200)) and (
+        isinstance(skip, int) and not isinstance(skip, bool) and 0 <= skip <= MAX_LISTED
+    ):
+        return start, skip
+    raise invalid_cursor()

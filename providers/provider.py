@@ -1,8 +1,10 @@
-"""The `Provider` protocol: what every backend that owns things offers the router.
+"""The `Provider` protocol: what every backend that owns things offers the thing service.
 
 A provider instance is bound to one organization's configuration, so every call it makes is
 made for that organization. It returns plain `Thing` records whose `id` is the provider's own
-local id (what follows `thing.<provider>.` in a global id).
+local id (what follows `thing.<provider>.` in a global id). A provider only reads and writes:
+the lifecycle, the events and the checks every write needs are the thing service's
+(`providers/things.py`), written once above every provider.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from datetime import datetime
 from typing import Any, Protocol
 
 from providers.errors import OneError
+from providers.lifecycle import EVERY_STATUS
 from providers.records import Page, Thing, ThingStatus
 
 
@@ -23,11 +26,14 @@ class Capabilities:
     search: bool = False
     write: bool = False
     batch_size: int = 100  # the most ids one upstream request may carry
+    statuses: frozenset[ThingStatus] = EVERY_STATUS  # the lifecycle steps its things have
+    summaries: bool = True  # `detail=False` may leave heavy fields out of what it returns
+    records_events: bool = False  # its writes commit their events with them (the native store)
 
 
 @dataclass(frozen=True, slots=True)
 class ListQuery:
-    type: str
+    type: str | None = None  # None: every type it holds (only the native store is asked so)
     status: ThingStatus | None = None
     search: str | None = None
     modified_after: datetime | None = None
@@ -67,11 +73,17 @@ class Provider(Protocol):
 
     async def create(
         self, *, type: str, name: str, status: ThingStatus, properties: dict[str, Any]
-    ) -> Thing: ...
+    ) -> Thing:
+        """A new thing; a property the backend cannot store is `InvalidInputError` (see
+        `providers/properties.py`), never dropped."""
+        ...
 
     async def update(
-        self, id: str, *, name: str | None, properties: dict[str, Any] | None
-    ) -> Thing: ...
+        self, id: str, *, name: str | None, properties: dict[str, Any] | None, merge: bool = True
+    ) -> Thing:
+        """Rename, or write `properties`: merged into the current ones (`merge`), or in their
+        place, every property the backend lets us clear cleared."""
+        ...
 
     async def change_status(self, id: str, status: ThingStatus) -> Thing: ...
 

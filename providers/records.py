@@ -8,6 +8,7 @@ from datetime import UTC, datetime
 from typing import Any, Generic, TypeVar
 
 JSONObject = dict[str, Any]
+NATIVE = "native"  # the provider name of the native store, where every unrouted thing lives
 
 
 def utcnow() -> datetime:
@@ -32,47 +33,12 @@ class SafelistMode(enum.StrEnum):
 
 
 class ThingStatus(enum.StrEnum):
+    """draft -> active -> published -> archived: the rules are in `providers.lifecycle`."""
+
     DRAFT = "draft"
     ACTIVE = "active"
     PUBLISHED = "published"
     ARCHIVED = "archived"
-
-
-# The lifecycle runs forward only: draft -> active -> published -> archived. Any live status
-# may be archived, and archived is final.
-STATUS_TRANSITIONS: dict[ThingStatus, frozenset[ThingStatus]] = {
-    ThingStatus.DRAFT: frozenset({ThingStatus.ACTIVE, ThingStatus.ARCHIVED}),
-    ThingStatus.ACTIVE: frozenset({ThingStatus.PUBLISHED, ThingStatus.ARCHIVED}),
-    ThingStatus.PUBLISHED: frozenset({ThingStatus.ARCHIVED}),
-    ThingStatus.ARCHIVED: frozenset(),
-}
-
-
-def require_transition(
-    current: ThingStatus,
-    target: ThingStatus,
-    transitions: dict[ThingStatus, frozenset[ThingStatus]] = STATUS_TRANSITIONS,
-    note: str = "",
-) -> None:
-    """Refuse a lifecycle step `transitions` does not allow, saying which ones it does."""
-    allowed = transitions[current]
-    if target not in allowed:
-        from providers.errors import InvalidTransitionError
-
-        hint = ", ".join(sorted(s.value for s in allowed)) or "none, archived is final"
-        raise InvalidTransitionError(
-            f"a {current.value} thing cannot become {target.value} (allowed next: {hint}){note}",
-            field="status",
-            current=current.value,
-        )
-
-
-def require_changeable(status: ThingStatus) -> None:
-    """Archived is final: an archived thing's name and properties cannot change either."""
-    if status is ThingStatus.ARCHIVED:
-        from providers.errors import InvalidTransitionError
-
-        raise InvalidTransitionError("an archived thing cannot be changed", field="id")
 
 
 THING_TYPES: frozenset[str] = frozenset(
@@ -233,7 +199,7 @@ class Thing:
     name: str
     status: ThingStatus = ThingStatus.DRAFT
     properties: JSONObject = field(default_factory=dict)
-    provider: str = "native"
+    provider: str = NATIVE
     external_id: str | None = None
     created_at: datetime = field(default_factory=utcnow)
     updated_at: datetime = field(default_factory=utcnow)

@@ -13,10 +13,9 @@ import time
 from dataclasses import dataclass
 
 from providers.errors import InvalidInputError
-from providers.records import Kind
+from providers.records import NATIVE, Kind
 from providers.validation import excerpt
 
-PROVIDER_NAMES: frozenset[str] = frozenset({"native", "wordpress", "shopify", "notion"})
 _LOCAL_ID = re.compile(r"[A-Za-z0-9_-]{1,128}")
 _MAX_REF_LENGTH = 160
 
@@ -49,9 +48,13 @@ class Ref:
             raise InvalidInputError(
                 f"'{field}' is not a valid id: unknown kind '{excerpt(kind_name)}'", field=field
             ) from None
-        if provider not in PROVIDER_NAMES:
+        if provider not in _provider_names():
             raise InvalidInputError(
                 f"'{field}' is not a valid id: unknown provider '{excerpt(provider)}'", field=field
+            )
+        if kind is not Kind.THING and provider != NATIVE:
+            raise InvalidInputError(
+                f"'{field}' is not a valid id: only things live in other providers", field=field
             )
         if not _LOCAL_ID.fullmatch(local_id):
             raise InvalidInputError(f"'{field}' is not a valid id: bad characters", field=field)
@@ -65,7 +68,14 @@ class Ref:
 
 
 def native_ref(kind: Kind, local_id: str) -> str:
-    return f"{kind.value}.native.{local_id}"
+    return f"{kind.value}.{NATIVE}.{local_id}"
+
+
+def _provider_names() -> frozenset[str]:
+    # Read from the registry when first needed: the registry sits above this module.
+    from providers.registry import provider_names
+
+    return provider_names()
 
 
 _last_ms = 0

@@ -1,6 +1,8 @@
-"""The provider registry: each provider's factory and config schema, and a pool of instances.
+"""The provider registry: the single list of provider names, each provider's factory and
+config schema, and a pool of instances.
 
-Adding a provider is one module that calls `register(...)` and its name in `PROVIDER_MODULES`.
+Adding a provider is one module that declares its factory as `PROVIDER` and its name in
+`PROVIDER_MODULES`. The native store is always there (`NATIVE`), configured by nobody.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ from pydantic import BaseModel, SecretStr, ValidationError
 
 from providers.errors import InvalidInputError, NotFoundError, ProviderSecretError
 from providers.provider import Capabilities, Provider
-from providers.records import ProviderConfig
+from providers.records import NATIVE, ProviderConfig
 from providers.sealing import Sealer, SealError, unseal_config
 from providers.upstream import (
     CircuitListener,
@@ -49,20 +51,43 @@ class ProviderFactory:
         )
 
 
-_FACTORIES: dict[str, ProviderFactory] = {}
+# The modules of the configurable providers, each declaring `PROVIDER = ProviderFactory(...)`.
+# Imported on first use, so that the registry itself stays free of provider code.
+PROVIDER_MODULES = ("providers.wordpress", "providers.shopify", "providers.notion")
 
 
-def register(factory: ProviderFactory) -> ProviderFactory:
-    _FACTORIES[factory.name] = factory
-    return factory
+@dataclass(frozen=True, slots=True)
+class _Loaded:
+    modules: tuple[str, ...]
+    factories: dict[str, ProviderFactory]
+    names: frozenset[str]
+
+
+_loaded: _Loaded | None = None
+
+
+def _registry() -> _Loaded:
+    global _loaded
+    if _loaded is None or _loaded.modules is not PROVIDER_MODULES:
+        found: dict[str, ProviderFactory] = {}
+        for module in PROVIDER_MODULES:
+            declared: ProviderFactory = importlib.import_module(module).PROVIDER
+            found[declared.name] = declared
+        _loaded = _Loaded(PROVIDER_MODULES, found, frozenset({NATIVE, *found}))
+    return _loaded
+
+
+def provider_names() -> frozenset[str]:
+    """Every provider a global id may name: the native store and the configurable ones."""
+    return _registry().names
 
 
 def factory(name: str) -> ProviderFactory:
-    _load()
+    factories = _registry().factories
     try:
-        return _FACTORIES[name]
+        return factories[name]
     except KeyError:
-        known = ", ".join(sorted(_FACTORIES))
+        known = ", ".join(sorted(factories))
         raise InvalidInputError(
             f"unknown provider '{excerpt(name)}'; providers: {known}", field="provider"
         ) from None
@@ -98,16 +123,6 @@ def _plain(values: dict[str, Any]) -> dict[str, Any]:
         else:
             out[key] = str(value)  # URLs and the like
     return out
-
-
-# Each module registers its factory when imported: adding a provider is one module and one
-# name here. Imported on first use, so that the registry itself stays free of provider code.
-PROVIDER_MODULES = ("providers.wordpress", "providers.shopify", "providers.notion")
-
-
-def _load() -> None:
-    for module in PROVIDER_MODULES:
-        importlib.import_module(module)
 
 
 class ProviderPool:

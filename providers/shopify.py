@@ -20,24 +20,18 @@ from graphql import parse
 from pydantic import BaseModel, ConfigDict, Field, HttpUrl, SecretStr
 
 from providers import shopify_documents as documents
+from providers.cursors import decode_cursor_value, encode_cursor_value, invalid_cursor
 from providers.errors import (
     InvalidInputError,
-    NotFoundError,
     OneError,
     ProviderAuthError,
     ProviderRateLimitedError,
     ProviderResponseError,
 )
+from providers.properties import PropertyMap
 from providers.provider import Capabilities, Health, ListQuery, check_health
-from providers.records import (
-    STATUS_TRANSITIONS,
-    Page,
-    Thing,
-    ThingStatus,
-    require_changeable,
-    require_transition,
-)
-from providers.registry import ProviderFactory, register
+from providers.records import Page, Thing, ThingStatus
+from providers.registry import ProviderFactory
 from providers.shopify_nodes import (
     NAME,
     Created,
@@ -63,25 +57,25 @@ D = TypeVar("D")
 MAX_IDS = 250  # every array input, and every page, holds at most 250
 _LOCAL_ID = re.compile(r"(product|order)-([0-9]{1,20})")
 _CODE = re.compile(r"[A-Z_]{1,40}")
+# Shopify has no step between DRAFT and ACTIVE: a product is published straight from draft.
 _FROM_LIFECYCLE = {
     ThingStatus.DRAFT: "DRAFT",
     ThingStatus.PUBLISHED: "ACTIVE",
     ThingStatus.ARCHIVED: "ARCHIVED",
 }
-# Shopify has no step between DRAFT and ACTIVE: a product is published straight from draft.
-_TRANSITIONS = {
-    **STATUS_TRANSITIONS,
-    ThingStatus.DRAFT: frozenset({ThingStatus.PUBLISHED, ThingStatus.ARCHIVED}),
-}
-
-# Thing property -> ProductInput field a write sets.
-_WRITABLE = {
-    "handle": "handle",
-    "vendor": "vendor",
-    "tags": "tags",
-    "product_type": "productType",
-    "description_html": "descriptionHtml",
-}
+_PROPERTIES = PropertyMap(
+    NAME,
+    stored={
+        "handle": "handle",
+        "vendor": "vendor",
+        "tags": "tags",
+        "product_type": "productType",
+        "description_html": "descriptionHtml",
+    },
+    # A replace empties these; the handle stays (Shopify needs one).
+    cleared={"vendor": "", "tags": [], "productType": "", "descriptionHtml": ""},
+    computed=frozenset({"shopify_status", "price", "max_price", "currency", "variants", "sku"}),
+)
 
 
 class ShopifyConfig(BaseModel):
@@ -104,10 +98,31 @@ def _parse_local_id(id: str) -> str:
     return f"gid://shopify/{match.group(1).title()}/{match.group(2)}"
 
 
+def _decode_cursor(cursor: str | None) -> str | None:
+    """Shopify's own cursor, inside ours: one Shopify did not make is refused here, as the
+    client's mistake, before it could become Shopify's refusal."""
+    if cursor is None:
+        return None
+    value = decode_cursor_value(cursor)
+    if not isinstance(value, str) or not 0 < len(value) <= 300:
+        raise invalid_cursor()
+    return value
+
+
+def _product(id: str) -> str:
+    """The gid of a product a write may change: orders are read-only here."""
+    gid = _parse_local_id(id)
+    if not gid.startswith("gid://shopify/Product/"):
+        raise InvalidInputError("Shopify orders are read-only here", field="id")
+    return gid
+
+
 class ShopifyProvider:
     name = NAME
     thing_types = frozenset({"product", "order"})
-    capabilities = Capabilities(read=True, search=True, write=True, batch_size=MAX_IDS)
+    capabilities = Capabilities(
+        read=True, search=True, write=True, batch_size=MAX_IDS, statuses=frozenset(_FROM_LIFECYCLE)
+    )
 
     def __init__(
         self, org_id: str, config: ShopifyConfig, upstreams: httpx.AsyncClient | Upstreams
@@ -146,12 +161,14 @@ class ShopifyProvider:
         return [found.get(id) for id in ids]
 
     async def page(self, query: ListQuery) -> Page[Thing]:
+        if query.type not in self.thing_types:
+            raise InvalidInputError(f"Shopify holds no '{query.type}' things", field="type")
         field = "products" if query.type == "product" else "orders"
         document = documents.page(field, detail=query.detail)
         search = self._search(query, products=field == "products")
         items: list[Thing] = []
         cursors: list[str] = []
-        after, has_next, total = query.after, False, 0
+        after, has_next, total = _decode_cursor(query.after), False, 0
         # A page may cost more than one query may: fetch it in as many requests as it takes.
         per_node = max(estimate_cost(parse(document), {"first": 1}) - 3, 1)
         while True:
@@ -163,7 +180,7 @@ class ShopifyProvider:
             total = listed.count.count if listed.count else 0
             for edge in connection.edges[: max(want, 0)]:
                 items.append(node_to_thing(edge.node, self.org_id))
-                cursors.append(edge.cursor)
+                cursors.append(encode_cursor_value(edge.cursor))
             has_next = connection.pageInfo.hasNextPage or len(connection.edges) > max(want, 0)
             after = connection.pageInfo.endCursor
             if len(items) >= query.first or not has_next or not connection.edges:
@@ -194,36 +211,26 @@ class ShopifyProvider:
     ) -> Thing:
         if type != "product":
             raise InvalidInputError("Shopify orders are read-only here", field="type")
-        if status not in _FROM_LIFECYCLE:
-            raise InvalidInputError(_no_active_step(), field="status")
-        product = {"title": name, "status": _FROM_LIFECYCLE[status], **self._fields(properties)}
+        product = {
+            "title": name,
+            "status": _FROM_LIFECYCLE[status],
+            **_PROPERTIES.fields(properties),
+        }
         created = await self._query(documents.CREATE, {"product": product}, Created)
         return self._mutated(created.productCreate)
 
     async def update(
-        self, id: str, *, name: str | None, properties: dict[str, Any] | None
+        self, id: str, *, name: str | None, properties: dict[str, Any] | None, merge: bool = True
     ) -> Thing:
-        current = await self._current(id)
-        require_changeable(current.status)
-        product: dict[str, Any] = {"id": _parse_local_id(id), **self._fields(properties or {})}
+        product: dict[str, Any] = {"id": _product(id)}
+        if properties is not None:
+            product.update(_PROPERTIES.fields(properties, merge=merge))
         if name is not None:
             product["title"] = name
         return await self._update(product)
 
     async def change_status(self, id: str, status: ThingStatus) -> Thing:
-        current = await self._current(id)
-        note = f"; {_no_active_step()}" if status is ThingStatus.ACTIVE else ""
-        require_transition(current.status, status, _TRANSITIONS, note)
-        return await self._update({"id": _parse_local_id(id), "status": _FROM_LIFECYCLE[status]})
-
-    async def _current(self, id: str) -> Thing:
-        gid = _parse_local_id(id)
-        if not gid.startswith("gid://shopify/Product/"):
-            raise InvalidInputError("Shopify orders are read-only here", field="id")
-        [found] = await self.get_many([id], detail=False)
-        if found is None:
-            raise NotFoundError("Shopify has no such product", provider=NAME, field="id")
-        return found
+        return await self._update({"id": _product(id), "status": _FROM_LIFECYCLE[status]})
 
     async def _update(self, product: dict[str, Any]) -> Thing:
         updated = await self._query(documents.UPDATE, {"product": product}, Updated)
@@ -244,9 +251,6 @@ class ShopifyProvider:
         if payload.product is None:
             raise self.upstream.bad_response()
         return node_to_thing(payload.product, self.org_id)
-
-    def _fields(self, properties: dict[str, Any]) -> dict[str, Any]:
-        return {shop: properties[key] for key, shop in _WRITABLE.items() if key in properties}
 
     # -- health --------------------------------------------------------------------------
 
@@ -328,8 +332,4 @@ class ShopifyProvider:
         )
 
 
-def _no_active_step() -> str:
-    return "Shopify has no 'active' step: a product is DRAFT, ACTIVE (published) or ARCHIVED"
-
-
-register(ProviderFactory.of(ShopifyProvider, ShopifyConfig))
+PROVIDER = ProviderFactory.of(ShopifyProvider, ShopifyConfig)

@@ -33,9 +33,10 @@ from providers.errors import (
     ProviderResponseError,
     ProviderUnavailableError,
 )
+from providers.properties import PropertyMap
 from providers.provider import Capabilities, Health, ListQuery, check_health
-from providers.records import Page, Thing, ThingStatus, require_changeable, require_transition
-from providers.registry import ProviderFactory, register
+from providers.records import Page, Thing, ThingStatus
+from providers.registry import ProviderFactory
 from providers.upstream import Answer, Reply, Upstreams, json_body
 from providers.validation import excerpt
 from providers.wordpress_posts import (
@@ -67,15 +68,17 @@ _SUMMARY_FIELDS = (
     "id,type,title,status,link,slug,author,categories,tags,featured_media,date_gmt,modified_gmt"
 )
 _DETAIL_FIELDS = _SUMMARY_FIELDS + ",content,excerpt"
-# Thing property -> the WordPress field a write sets.
-_WRITABLE = {
-    "content": "content",
-    "excerpt": "excerpt",
-    "slug": "slug",
-    "categories": "categories",
-    "tags": "tags",
-    "featured_media": "featured_media",
-}
+_PROPERTIES = PropertyMap(
+    NAME,
+    stored={
+        key: key
+        for key in ("content", "excerpt", "slug", "categories", "tags", "featured_media", "author")
+    },
+    # A replace empties these; the slug and the author stay (WordPress needs both). Without
+    # categories, WordPress files the post under its default one.
+    cleared={"content": "", "excerpt": "", "categories": [], "tags": [], "featured_media": 0},
+    computed=frozenset({"wordpress_status", "link"}),
+)
 _API_LINK = "https://api.w.org/"
 _POST = json_body(POST)
 _POSTS = json_body(POSTS)
@@ -145,18 +148,32 @@ def _parse_local_id(id: str) -> tuple[str, int]:
     return match.group(1) + "s", int(match.group(2))
 
 
-def _encode_cursor(offset: int) -> str:
-    return encode_cursor_value({"o": offset})
+def _collection(type: str | None) -> str:
+    if type not in _COLLECTIONS:
+        raise InvalidInputError(f"WordPress holds no '{excerpt(str(type))}' things", field="type")
+    return _COLLECTIONS[type]
 
 
-def _decode_cursor(cursor: str | None) -> int:
+# A cursor is the position after an item in the newest-first listing, and the item's id: a post
+# created since pushes the items seen down, and those are recognized by their ids (older posts
+# have smaller ones), so paging through neither repeats nor skips an item.
+def _encode_cursor(offset: int, wp_id: int) -> str:
+    return encode_cursor_value({"o": offset, "id": wp_id})
+
+
+def _decode_cursor(cursor: str | None) -> tuple[int, int | None]:
     if cursor is None:
-        return 0
+        return 0, None
     value = decode_cursor_value(cursor)
-    offset = value.get("o") if isinstance(value, dict) else None
-    if isinstance(offset, int) and not isinstance(offset, bool) and offset >= 0:
-        return offset
-    raise invalid_cursor()
+    offset = _natural(value.get("o")) if isinstance(value, dict) else None
+    last = _natural(value.get("id")) if isinstance(value, dict) else None
+    if offset is None or (last is None and "id" in value):
+        raise invalid_cursor()
+    return offset, last
+
+
+def _natural(value: Any) -> int | None:
+    return value if isinstance(value, int) and not isinstance(value, bool) and value >= 0 else None
 
 
 def _basic(username: str, password: str) -> str:
@@ -217,8 +234,8 @@ class WordPressProvider:
         return [found.get(id) for id in ids]
 
     async def page(self, query: ListQuery) -> Page[Thing]:
-        collection = _COLLECTIONS[query.type]
-        offset = _decode_cursor(query.after)
+        collection = _collection(query.type)
+        offset, last = _decode_cursor(query.after)
         params: dict[str, Any] = {
             "per_page": max(query.first, 1),
             "offset": offset,
@@ -234,10 +251,13 @@ class WordPressProvider:
         if query.modified_after is not None:
             params["modified_after"] = query.modified_after.astimezone(UTC).isoformat()
         reply = await self._list(f"/wp/v2/{collection}", params)
-        items = [post_to_thing(p, self.org_id) for p in reply.body][: query.first]
-        total = _total(reply.headers, offset + len(items))
-        cursors = [_encode_cursor(offset + i + 1) for i in range(len(items))]
-        return Page(items, cursors, offset + len(items) < total, total)
+        unseen = [(offset + i, p) for i, p in enumerate(reply.body) if last is None or p.id < last]
+        listed = unseen[: query.first]
+        items = [post_to_thing(p, self.org_id) for _, p in listed]
+        cursors = [_encode_cursor(at + 1, p.id) for at, p in listed]
+        end = listed[-1][0] + 1 if listed else offset + len(reply.body)
+        total = _total(reply.headers, end)
+        return Page(items, cursors, end < total, total)
 
     def _visible_statuses(self) -> dict[str, str]:
         # Drafts and private posts need credentials; anonymous readers see what is published.
@@ -249,36 +269,28 @@ class WordPressProvider:
     async def create(
         self, *, type: str, name: str, status: ThingStatus, properties: dict[str, Any]
     ) -> Thing:
-        collection = _COLLECTIONS[type]
-        body = {"title": name, "status": _FROM_LIFECYCLE[status][0], **self._fields(properties)}
-        return await self._one("POST", f"/wp/v2/{collection}", json=body)
+        body = {
+            "title": name,
+            "status": _FROM_LIFECYCLE[status][0],
+            **_PROPERTIES.fields(properties),
+        }
+        return await self._one("POST", f"/wp/v2/{_collection(type)}", json=body)
 
     async def update(
-        self, id: str, *, name: str | None, properties: dict[str, Any] | None
+        self, id: str, *, name: str | None, properties: dict[str, Any] | None, merge: bool = True
     ) -> Thing:
         collection, wp_id = _parse_local_id(id)
-        current = await self._current(collection, wp_id)
-        require_changeable(current.status)
-        body = self._fields(properties or {})
+        body = _PROPERTIES.fields(properties, merge=merge) if properties is not None else {}
         if name is not None:
             body["title"] = name
         return await self._one("POST", f"/wp/v2/{collection}/{wp_id}", json=body)
 
     async def change_status(self, id: str, status: ThingStatus) -> Thing:
         collection, wp_id = _parse_local_id(id)
-        current = await self._current(collection, wp_id)
-        require_transition(current.status, status)
         if status is ThingStatus.ARCHIVED:
             return await self._one("DELETE", f"/wp/v2/{collection}/{wp_id}")
         body = {"status": _FROM_LIFECYCLE[status][0]}
         return await self._one("POST", f"/wp/v2/{collection}/{wp_id}", json=body)
-
-    async def _current(self, collection: str, wp_id: int) -> Thing:
-        params = {"_fields": _SUMMARY_FIELDS, "context": "edit"}
-        return await self._one("GET", f"/wp/v2/{collection}/{wp_id}", params=params)
-
-    def _fields(self, properties: dict[str, Any]) -> dict[str, Any]:
-        return {wp: properties[key] for key, wp in _WRITABLE.items() if key in properties}
 
     # -- health --------------------------------------------------------------------------
 
@@ -293,15 +305,8 @@ class WordPressProvider:
     async def _list(self, route: str, params: dict[str, Any]) -> Reply[list[WordPressPost]]:
         return await self._send("GET", route, params, None, _POSTS)
 
-    async def _one(
-        self,
-        method: str,
-        route: str,
-        *,
-        params: dict[str, Any] | None = None,
-        json: dict[str, Any] | None = None,
-    ) -> Thing:
-        reply = await self._send(method, route, params, json, _POST)
+    async def _one(self, method: str, route: str, *, json: dict[str, Any] | None = None) -> Thing:
+        reply = await self._send(method, route, None, json, _POST)
         return post_to_thing(reply.body, self.org_id)
 
     async def _send(
@@ -395,4 +400,4 @@ def _total(headers: httpx.Headers, floor: int) -> int:
         return floor
 
 
-register(ProviderFactory.of(WordPressProvider, WordPressConfig))
+PROVIDER = ProviderFactory.of(WordPressProvider, WordPressConfig)

@@ -1,4 +1,5 @@
-"""What every resolver receives: the store, the authenticated actor and this request's loaders."""
+"""What every resolver receives: the store, the authenticated actor, this request's loaders
+and its thing service."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ from providers.native import NativeStore
 from providers.records import Kind, Role
 from providers.refs import native_ref
 from providers.registry import ProviderPool
+from providers.things import ThingService
 from resolvers.documents import QueryLimits
 from resolvers.loaders import Loaders
 from resolvers.router import Router
@@ -71,7 +73,15 @@ class Context:
 
     @cached_property
     def router(self) -> Router:
-        return Router(self.store, self.providers, self.actor.org_id)
+        return Router(self.store, self.providers, self.actor.org_id, self.actor.ref)
+
+    @cached_property
+    def things(self) -> ThingService:
+        """Every thing operation, over every provider (see `providers/things.py`)."""
+        actor = self.actor
+        return ThingService(
+            self.router, self.loaders, self.store.events, org_id=actor.org_id, actor_ref=actor.ref
+        )
 
 
 Info = strawberry.Info[Context, None]

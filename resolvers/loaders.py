@@ -16,7 +16,7 @@ from opentelemetry import trace
 
 from providers.native import MAX_PAGE_SIZE, Direction, NativeStore
 from providers.provider import Provider
-from providers.records import Connection, Event, Kind, Knowledge, Membership, Thing
+from providers.records import Connection, Event, Kind, Knowledge, Membership
 
 BatchFn = Callable[[list[str]], Coroutine[Any, Any, list[Any]]]
 Loader = DataLoader[str, Any]
@@ -27,7 +27,8 @@ _tracer = trace.get_tracer("one-gateway")
 
 
 class Loaders:
-    """`by_id(kind)` loads records by local id; the others load what hangs off a reference."""
+    """`things` loads things from any provider and `by_id(kind)` the store's other records by
+    local id; the others load what hangs off a reference."""
 
     def __init__(self, store: NativeStore, org_id: str) -> None:
         self._store = store
@@ -49,38 +50,27 @@ class Loaders:
             loader = self._loaders[key] = DataLoader(batch_load_fn=batch, max_batch_size=max_batch)
         return loader
 
-    def external(self, provider: Provider, *, detail: bool) -> Loader:
-        """Local id -> `Thing | None` from another provider, batched at its upstream's cap
-        (e.g. WordPress `include=` takes 100); the batches of one tick run concurrently."""
+    def things(self, provider: Provider, *, detail: bool) -> Loader:
+        """Local id -> `Thing | None` from a provider (the native store too), batched at its
+        cap (WordPress `include=` takes 100, the store one `id IN (...)` of up to MAX_BATCH);
+        the batches of one tick run concurrently. `detail=False` loads without heavy fields,
+        where the provider can leave them out (else one loader serves both)."""
+        detail = detail or not provider.capabilities.summaries
         fetch = partial(provider.get_many, detail=detail)
-        return self._get(
-            ("external", provider.name, detail), fetch, provider.capabilities.batch_size
-        )
+        batch = min(provider.capabilities.batch_size, MAX_BATCH)
+        return self._get(("things", provider.name, detail), fetch, batch)
 
     def by_id(self, kind: Kind) -> Loader:
+        """Records of the native store's other dimensions by local id (things: `things`)."""
         store, org = self._store, self._org_id
         fetch: dict[Kind, BatchFn] = {
             Kind.ORGANIZATION: store.organizations.get_many,
             Kind.PERSON: partial(store.people.get_many, org),
-            Kind.THING: partial(store.things.get_many, org),
             Kind.CONNECTION: partial(store.connections.get_many, org),
             Kind.EVENT: partial(store.events.get_many, org),
             Kind.KNOWLEDGE: partial(store.knowledge.get_many, org),
         }
         return self._get(("by_id", kind), fetch[kind])
-
-    def prime(self, kind: Kind, records: list[Any]) -> None:
-        """Remember records a list already returned, so later lookups of them cost nothing."""
-        loader = self.by_id(kind)
-        for record in records:
-            loader.prime(record.id, record)
-
-    def prime_external(self, provider: Provider, things: list[Thing], *, detail: bool) -> None:
-        # Things listed with their heavy fields serve lookups that want them and that do not.
-        for with_detail in (True, False) if detail else (False,):
-            loader = self.external(provider, detail=with_detail)
-            for thing in things:
-                loader.prime(thing.id, thing)
 
     def memberships(self) -> Loader:
         """Person id -> `Membership | None` in this organization."""

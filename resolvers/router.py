@@ -2,27 +2,40 @@
 
 Routes are read once per request (one store query, only when a request needs them), so a
 change of configuration takes effect on the next request and touches no other organization.
+Any type without a configured provider lives in the native store.
 """
 
 from __future__ import annotations
 
 import asyncio
+from functools import cached_property
 
 from providers.configuration import record_unreadable
 from providers.errors import ProviderSecretError
 from providers.native import NativeStore
+from providers.native.provider import NativeProvider
 from providers.provider import Provider
-from providers.records import ProviderConfig
+from providers.records import NATIVE, ProviderConfig
 from providers.registry import ProviderPool, not_configured
 
 
 class Router:
-    def __init__(self, store: NativeStore, pool: ProviderPool, org_id: str) -> None:
+    """The thing service's `Routes` for one organization (and the actor writing, whom the
+    native store needs)."""
+
+    def __init__(
+        self, store: NativeStore, pool: ProviderPool, org_id: str, actor_ref: str | None = None
+    ) -> None:
         self._store = store
         self._pool = pool
         self._org_id = org_id
+        self._actor_ref = actor_ref
         self._configs: asyncio.Task[list[ProviderConfig]] | None = None
         self._alerted: set[str] = set()
+
+    @cached_property
+    def native(self) -> Provider:
+        return NativeProvider(self._store, self._org_id, self._actor_ref)
 
     async def _active(self) -> list[ProviderConfig]:
         if self._configs is None:
@@ -30,14 +43,18 @@ class Router:
             self._configs = asyncio.ensure_future(self._store.provider_configs.active(self._org_id))
         return await self._configs
 
-    async def for_type(self, type: str) -> Provider | None:
-        """The provider a thing type is routed to, or `None` for the native store."""
-        for config in await self._active():
-            if type in config.routes:
-                return await self._instance(config)
-        return None
+    async def for_type(self, type: str | None) -> Provider:
+        """The provider a thing type is routed to: the native store when none is, and for
+        `None` (a listing of every type)."""
+        if type is not None:
+            for config in await self._active():
+                if type in config.routes:
+                    return await self._instance(config)
+        return self.native
 
     async def named(self, name: str) -> Provider:
+        if name == NATIVE:
+            return self.native
         return await self._instance(await self.config(name))
 
     async def config(self, name: str) -> ProviderConfig:

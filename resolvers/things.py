@@ -9,10 +9,6 @@ import strawberry
 from strawberry.scalars import JSON
 from strawberry.types.nodes import SelectedField, Selection
 
-from providers import validation
-from providers.errors import NotFoundError
-from providers.native import ThingQuery
-from providers.native.rows import page_size
 from providers.provider import ListQuery
 from providers.records import Kind, Page
 from providers.records import Thing as ThingRecord
@@ -45,7 +41,7 @@ class Thing(Node):
     async def owner(self, info: Info) -> Person | None:
         loader = info.context.loaders.connections("in", "owns", None)
         owners = [Ref.parse(c.from_ref) for c in await loader.load(self.ref)]
-        people = [r for r in owners if r.kind is Kind.PERSON and r.provider == "native"]
+        people = [r for r in owners if r.kind is Kind.PERSON]  # people live in the store
         if not people:
             return None
         record = await info.context.loaders.by_id(Kind.PERSON).load(people[0].local_id)
@@ -197,26 +193,12 @@ def wants_detail(info: Info, path: tuple[str, ...] = ()) -> bool:
     return any(f.name in _DETAIL_FIELDS for f in fields([s for f in level for s in f.selections]))
 
 
-async def load_thing(info: Info, ref: Ref, *, detail: bool = True) -> ThingRecord | None:
-    """A thing from whichever provider its id names, through this request's loaders."""
-    if ref.provider == "native":
-        record: ThingRecord | None = await info.context.loaders.by_id(Kind.THING).load(ref.local_id)
-        return record
-    provider = await info.context.router.named(ref.provider)
-    return await info.context.loaders.external(provider, detail=detail).load(ref.local_id)  # type: ignore[no-any-return]
-
-
 async def thing(info: Info, id: strawberry.ID) -> Thing | None:
     """A thing by id, from any provider; `null` with a NOT_FOUND error when it does not exist
     or is not yours to see."""
     info.context.actor  # noqa: B018 - authentication before anything else
     ref = parse_id(id, Kind.THING)
-    record = await load_thing(info, ref, detail=wants_detail(info))
-    if record is None:
-        raise NotFoundError(
-            f"no thing with id '{validation.excerpt(str(ref))}' in your organization", id=str(ref)
-        )
-    return thing_from_record(record)
+    return thing_from_record(await info.context.things.require(ref, detail=wants_detail(info)))
 
 
 def _page(page: Page[ThingRecord]) -> ThingPage:
@@ -244,33 +226,17 @@ async def things(
 ) -> ThingPage | None:
     """Your organization's things of a type, from the provider that type is routed to
     (without a type: every thing in the native store). `first` is at most 100."""
-    actor = info.context.actor
-    if type is not None:
-        provider = await info.context.router.for_type(validation.thing_type(type))
-        if provider is not None:
-            upstream = ListQuery(
-                detail=wants_detail(info, ("edges", "node")),
-                type=type,
-                status=status,
-                search=search,
-                modified_after=modified_after,
-                first=page_size(first),
-                after=after,
-            )
-            page = await provider.page(upstream)
-            info.context.loaders.prime_external(provider, page.items, detail=upstream.detail)
-            return _page(page)
-    query = ThingQuery(
+    info.context.actor  # noqa: B018 - authentication before anything else
+    query = ListQuery(
         type=type,
         status=status,
         search=search,
         modified_after=modified_after,
         first=first,
         after=after,
+        detail=wants_detail(info, ("edges", "node")),
     )
-    page = await info.context.store.things.page(actor.org_id, query)
-    info.context.loaders.prime(Kind.THING, page.items)
-    return _page(page)
+    return _page(await info.context.things.page(query))
 
 
 @strawberry.input
@@ -290,92 +256,33 @@ class UpdateThingInput:
     )
 
 
-async def _external_event(
-    info: Info, type: str, record: ThingRecord, metadata: dict[str, Any]
-) -> None:
-    # An upstream write cannot share the store's transaction: the event follows it.
-    actor = info.context.actor
-    await info.context.store.events.append(
-        actor.org_id,
-        type,
-        actor_ref=actor.ref,
-        target_ref=str(Ref(Kind.THING, record.provider, record.id)),
-        metadata={**metadata, "provider": record.provider},
-    )
-
-
 async def create_thing(info: Info, input: CreateThingInput) -> Thing:
     """Create a thing in the provider its type is routed to; you own native ones."""
-    actor = require(info.context.actor, Action.WRITE)
-    provider = await info.context.router.for_type(validation.thing_type(input.type))
-    if provider is not None:
-        record = await provider.create(
-            type=input.type,
-            name=validation.name(input.name),
-            status=input.status,
-            properties=validation.json_object(input.properties, "properties"),
-        )
-        await _external_event(
-            info,
-            "entity_created",
-            record,
-            {"thing_type": record.type, "status": record.status.value},
-        )
-        return thing_from_record(record)
-    record = await info.context.store.things.create(
-        actor.org_id,
-        actor_ref=actor.ref,
-        type=input.type,
-        name=input.name,
-        properties=input.properties,
-        status=input.status,
+    require(info.context.actor, Action.WRITE)
+    record = await info.context.things.create(
+        type=input.type, name=input.name, status=input.status, properties=input.properties
     )
     return thing_from_record(record)
 
 
 async def update_thing(info: Info, id: strawberry.ID, input: UpdateThingInput) -> Thing:
-    """Rename a thing or change its properties."""
-    actor = require(info.context.actor, Action.WRITE)
-    ref = parse_id(id, Kind.THING)
-    if ref.provider != "native":
-        provider = await info.context.router.named(ref.provider)
-        properties = (
-            validation.json_object(input.properties, "properties") if input.properties else None
-        )
-        name = validation.name(input.name) if input.name is not None else None
-        record = await provider.update(ref.local_id, name=name, properties=properties)
-        fields = sorted(k for k, v in (("name", name), ("properties", properties)) if v)
-        await _external_event(info, "entity_updated", record, {"fields": fields})
-        return thing_from_record(record)
-    record = await info.context.store.things.update(
-        actor.org_id,
-        ref.local_id,
-        actor_ref=actor.ref,
+    """Rename a thing or change its properties, merged into the current ones or replacing
+    them, in whichever provider holds it."""
+    require(info.context.actor, Action.WRITE)
+    record = await info.context.things.update(
+        parse_id(id, Kind.THING),
         name=input.name,
         properties=input.properties,
-        merge_properties=input.merge_properties,
+        merge=input.merge_properties,
     )
     return thing_from_record(record)
 
 
 async def change_thing_status(info: Info, id: strawberry.ID, status: ThingStatus) -> Thing:
-    """Move a thing along its lifecycle: draft -> active -> published -> archived."""
-    actor = require(info.context.actor, Action.PUBLISH)
-    ref = parse_id(id, Kind.THING)
-    if ref.provider != "native":
-        provider = await info.context.router.named(ref.provider)
-        record = await provider.change_status(ref.local_id, status)
-        archived = status is ThingStatus.ARCHIVED
-        await _external_event(
-            info,
-            "entity_archived" if archived else "entity_updated",
-            record,
-            {"fields": ["status"], "to": status.value},
-        )
-        return thing_from_record(record)
-    record = await info.context.store.things.change_status(
-        actor.org_id, ref.local_id, actor_ref=actor.ref, status=status
-    )
+    """Move a thing along its lifecycle: draft -> active -> published -> archived (a
+    provider may lack a step: Shopify has no active one)."""
+    require(info.context.actor, Action.PUBLISH)
+    record = await info.context.things.change_status(parse_id(id, Kind.THING), status)
     return thing_from_record(record)
 
 

@@ -36,7 +36,7 @@ class NativeStore:
     Example:
         store = NativeStore(SQLiteEngine(Path(".one/one.db")))
         await store.start()
-        page = await store.things.list(org_id, ThingQuery(type="blog_post", first=10))
+        page = await store.things.page(org_id, ThingQuery(type="blog_post", first=10))
     """
 
     def __init__(self, engine: Engine) -> None:

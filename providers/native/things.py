@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, replace
-from datetime import datetime
+from dataclasses import replace
 from typing import Any
 
-from providers import validation
+from providers import thing_events, validation
 from providers.engine import Cond, Engine, Order, Row, Transaction, Where
-from providers.errors import InvalidInputError, InvalidTransitionError, NotFoundError
+from providers.errors import InvalidInputError, NotFoundError
+from providers.lifecycle import require_changeable, require_creatable, require_transition
 from providers.native.events import record_event
 from providers.native.rows import (
     decode_cursor,
@@ -20,27 +20,12 @@ from providers.native.rows import (
     to_thing,
 )
 from providers.native.scope import require_quota
-from providers.records import (
-    Connection,
-    Kind,
-    Page,
-    Thing,
-    ThingStatus,
-    require_changeable,
-    require_transition,
-    utcnow,
-)
+from providers.provider import ListQuery
+from providers.records import Connection, Kind, Page, Thing, ThingStatus, utcnow
 from providers.refs import native_ref, new_local_id
+from providers.thing_events import ThingEvent
 
-
-@dataclass(frozen=True, slots=True)
-class ThingQuery:
-    type: str | None = None
-    status: ThingStatus | None = None
-    search: str | None = None
-    modified_after: datetime | None = None
-    first: int = 20
-    after: str | None = None
+ThingQuery = ListQuery  # what the store reads of it: type (None: any), status, search, ...
 
 
 class Things:
@@ -82,8 +67,7 @@ class Things:
         status: ThingStatus = ThingStatus.DRAFT,
     ) -> Thing:
         """Create a thing; when the actor is a person, that person `owns` it."""
-        if status is ThingStatus.ARCHIVED:
-            raise InvalidTransitionError("a thing cannot be created archived", field="status")
+        require_creatable(status)
         now = utcnow()
         thing = Thing(
             id=new_local_id(),
@@ -111,14 +95,7 @@ class Things:
                     created_at=now,
                 )
                 await tx.insert("connections", to_row(owns))
-            await record_event(
-                tx,
-                org_id,
-                "entity_created",
-                actor_ref=actor_ref,
-                target_ref=thing_ref,
-                metadata={"thing_type": thing.type, "status": thing.status.value},
-            )
+            await _record(tx, org_id, actor_ref, thing_events.created(thing))
         return thing
 
     async def update(
@@ -148,17 +125,12 @@ class Things:
                 changes["properties"] = validation.json_object(
                     merged if merge_properties else new_properties, "properties"
                 )
+            fields = sorted(changes)
             changes["updated_at"] = utcnow()
             await tx.update("things", id, changes)
-            await record_event(
-                tx,
-                org_id,
-                "entity_updated",
-                actor_ref=actor_ref,
-                target_ref=native_ref(Kind.THING, id),
-                metadata={"fields": sorted(k for k in changes if k != "updated_at")},
-            )
-        return replace(current, **changes)
+            updated = replace(current, **changes)
+            await _record(tx, org_id, actor_ref, thing_events.updated(updated, fields))
+        return updated
 
     async def change_status(
         self, org_id: str, id: str, *, actor_ref: str | None, status: ThingStatus
@@ -167,18 +139,24 @@ class Things:
         async with self._engine.transaction() as tx:
             current = await _for_update(tx, org_id, id)
             require_transition(current.status, status)
-            now = utcnow()
-            await tx.update("things", id, {"status": status.value, "updated_at": now})
-            archived = status is ThingStatus.ARCHIVED
-            await record_event(
-                tx,
-                org_id,
-                "entity_archived" if archived else "entity_updated",
-                actor_ref=actor_ref,
-                target_ref=native_ref(Kind.THING, id),
-                metadata={"fields": ["status"], "from": current.status.value, "to": status.value},
+            changed = replace(current, status=status, updated_at=utcnow())
+            await tx.update(
+                "things", id, {"status": status.value, "updated_at": changed.updated_at}
             )
-        return replace(current, status=status, updated_at=now)
+            event = thing_events.status_changed(changed, current.status)
+            await _record(tx, org_id, actor_ref, event)
+        return changed
+
+
+async def _record(tx: Transaction, org_id: str, actor_ref: str | None, event: ThingEvent) -> None:
+    await record_event(
+        tx,
+        org_id,
+        event.type,
+        actor_ref=actor_ref,
+        target_ref=event.target_ref,
+        metadata=event.metadata,
+    )
 
 
 async def _for_update(tx: Transaction, org_id: str, id: str) -> Thing:

@@ -5,9 +5,12 @@ What it holds to, as Notion documents it (../shared/UPSTREAMS.md and developers.
   request (missing: 400 `missing_version`; a version it does not serve: 400
   `validation_error`).
 - `GET /v1/pages/{id}` (properties only), `GET /v1/blocks/{id}/children` (first level,
-  paginated), `POST /v1/databases/{id}/query` (filter, sorts, `start_cursor`, `page_size`),
+  paginated), `PATCH /v1/blocks/{id}/children` (append, at most 100), `DELETE /v1/blocks/{id}`,
+  `POST /v1/databases/{id}/query` (filter, sorts, `start_cursor`, `page_size`),
   `POST /v1/search`, `POST /v1/pages`, `PATCH /v1/pages/{id}` (`archived: true` trashes),
   `GET /v1/databases/{id}`. Lists are `{object: "list", results, next_cursor, has_more}`.
+- Every page of a database has every property of the database's schema (empty ones too); a
+  write names properties that exist and gives each a value of its type.
 - `page_size` at most 100, rich text at most 2000 characters, at most 100 items per array,
   500 KB per request; errors are `{object: "error", status, code, message}`; a page that does
   not exist or is not shared with the integration is 404 `object_not_found`.
@@ -17,6 +20,7 @@ What it holds to, as Notion documents it (../shared/UPSTREAMS.md and developers.
 
 from __future__ import annotations
 
+import copy
 import json
 import math
 import threading
@@ -95,7 +99,8 @@ class NotionEmulator:
             routes=[
                 Route("/v1/pages/{id}", self._page, methods=["GET", "PATCH"]),
                 Route("/v1/pages", self._create, methods=["POST"]),
-                Route("/v1/blocks/{id}/children", self._children, methods=["GET"]),
+                Route("/v1/blocks/{id}/children", self._children, methods=["GET", "PATCH"]),
+                Route("/v1/blocks/{id}", self._block, methods=["DELETE"]),
                 Route("/v1/databases/{id}/query", self._query, methods=["POST"]),
                 Route("/v1/databases/{id}", self._database, methods=["GET"]),
                 Route("/v1/search", self._search, methods=["POST"]),
@@ -104,16 +109,18 @@ class NotionEmulator:
 
     # -- data ----------------------------------------------------------------------------
 
-    def add_database(self, title: str) -> str:
+    def add_database(self, title: str, properties: dict[str, str] | None = None) -> str:
+        """A database with a title (Name), a Status select, Tags, and `properties` (name ->
+        Notion property type, e.g. {"Summary": "rich_text", "Pages": "number"})."""
         id = str(uuid.uuid4())
+        schema = {"Name": "title", "Status": "select", "Tags": "multi_select", **(properties or {})}
         self.databases[id] = {
             "object": "database",
             "id": id,
             "title": _rich(title),
             "properties": {
-                "Name": {"id": "title", "type": "title", "title": {}},
-                "Status": {"id": "st", "type": "select"},
-                "Tags": {"id": "tg", "type": "multi_select"},
+                name: {"id": f"p{i}", "name": name, "type": kind, kind: {}}
+                for i, (name, kind) in enumerate(schema.items())
             },
         }
         return id
@@ -140,15 +147,18 @@ class NotionEmulator:
             "url": f"https://www.notion.so/{id.replace('-', '')}",
             "parent": {"type": "database_id", "database_id": database_id},
             "properties": {
-                "Name": {"id": "title", "type": "title", "title": _rich(title)},
-                "Status": {"id": "st", "type": "select", "select": {"name": status}},
-                "Tags": {
-                    "id": "tg",
-                    "type": "multi_select",
-                    "multi_select": [{"name": t} for t in tags or []],
-                },
+                name: {
+                    "id": spec["id"],
+                    "type": spec["type"],
+                    spec["type"]: copy.deepcopy(_EMPTY[spec["type"]]),
+                }
+                for name, spec in self.databases[database_id]["properties"].items()
             },
         }
+        properties = self.pages[id]["properties"]
+        properties["Name"]["title"] = _rich(title)
+        properties["Status"]["select"] = {"name": status}
+        properties["Tags"]["multi_select"] = [{"name": t} for t in tags or []]
         self.blocks[id] = [self._paragraph(text) for text in paragraphs or []]
         return id
 
@@ -295,14 +305,20 @@ class NotionEmulator:
             if current is None:
                 raise NotionError(400, "validation_error", f"{name} is not a property that exists.")
             kind = current["type"]
-            if kind not in value:
+            if not isinstance(value, dict) or kind not in value:
                 raise NotionError(
                     400,
                     "validation_error",
                     f"body failed validation: body.properties.{name}.{kind} should be defined.",
                 )
-            if kind == "title":
-                self._check_text(value["title"])
+            if not _valid(kind, value[kind]):
+                raise NotionError(
+                    400,
+                    "validation_error",
+                    f"body failed validation: body.properties.{name}.{kind} is not a {kind}.",
+                )
+            if kind in ("title", "rich_text"):
+                self._check_text(value[kind])
             current[kind] = value[kind]
 
     def _check_text(self, rich: list[dict[str, Any]]) -> None:
@@ -325,11 +341,43 @@ class NotionEmulator:
             return gate
         try:
             self._find_page(request.path_params["id"])
+            if request.method == "PATCH":
+                return JSONResponse(await self._append(request))
             size = self._page_size(_int(request.query_params.get("page_size")))
             blocks = self.blocks.get(_canonical(request.path_params["id"]), [])
             return JSONResponse(
                 _list(blocks, request.query_params.get("start_cursor"), size, "block")
             )
+        except NotionError as exc:
+            return exc.response()
+
+    async def _append(self, request: Request) -> dict[str, Any]:
+        children = (await self._body(request)).get("children")
+        if not isinstance(children, list) or len(children) > MAX_ARRAY:
+            raise NotionError(
+                400,
+                "validation_error",
+                f"body failed validation: body.children.length should be ≤ `{MAX_ARRAY}`.",
+            )
+        added = []
+        for child in children:
+            rich = (child.get("paragraph") or {}).get("rich_text", [])
+            self._check_text(rich)
+            added.append(self._paragraph(_plain(rich)))
+        self.blocks[_canonical(request.path_params["id"])].extend(added)
+        return _list(added, None, MAX_PAGE_SIZE, "block")
+
+    async def _block(self, request: Request) -> Response:
+        if (gate := await self._gate(request)) is not None:
+            return gate
+        try:
+            id = _canonical(request.path_params["id"])
+            for blocks in self.blocks.values():
+                for block in blocks:
+                    if block["id"] == id:
+                        blocks.remove(block)
+                        return JSONResponse({**block, "archived": True, "in_trash": True})
+            raise NotionError(404, "object_not_found", f"Could not find block with ID: {id}.")
         except NotionError as exc:
             return exc.response()
 
@@ -386,6 +434,37 @@ class NotionEmulator:
             return JSONResponse(_list(pages, body.get("start_cursor"), size, "page_or_database"))
         except NotionError as exc:
             return exc.response()
+
+
+# A property's value in a page where it is empty, by type.
+_EMPTY: dict[str, Any] = {
+    "title": [],
+    "rich_text": [],
+    "number": None,
+    "select": None,
+    "status": None,
+    "multi_select": [],
+    "checkbox": False,
+    "url": None,
+    "email": None,
+    "phone_number": None,
+    "date": None,
+}
+
+
+def _valid(kind: str, value: Any) -> bool:
+    """Whether `value` is a value of a `kind` property, as Notion checks a write."""
+    if kind in ("title", "rich_text", "multi_select"):
+        return isinstance(value, list) and all(isinstance(v, dict) for v in value)
+    if kind in ("select", "status", "date"):
+        return value is None or isinstance(value, dict)
+    if kind == "number":
+        return value is None or (isinstance(value, int | float) and not isinstance(value, bool))
+    if kind == "checkbox":
+        return isinstance(value, bool)
+    if kind in ("url", "email", "phone_number"):
+        return value is None or isinstance(value, str)
+    return False
 
 
 def _canonical(id: str) -> str:

@@ -126,7 +126,9 @@ def test_search_and_filters(notion: tuple[NotionEmulator, str, str]) -> None:
 
 
 def test_rate_limit_answers_429_with_retry_after() -> None:
-    emulator = NotionEmulator(token=TOKEN, rate=3, burst=3)
+    # Refilling at 1 a second: seven calls in well under a second are past the burst even on a
+    # busy machine (at 3 a second, calls slower than 50 ms had refilled the bucket).
+    emulator = NotionEmulator(token=TOKEN, rate=1, burst=3)
     database = emulator.add_database("Docs")
     with serve(emulator.app) as url:
         statuses = [call(url, "GET", f"/databases/{database}").status_code for _ in range(6)]

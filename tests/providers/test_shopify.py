@@ -14,11 +14,8 @@ from graphql import parse, validate
 from providers import shopify_documents
 from providers.errors import (
     InvalidInputError,
-    InvalidTransitionError,
     ProviderAuthError,
     ProviderRateLimitedError,
-    ProviderResponseError,
-    ProviderUnavailableError,
 )
 from providers.provider import ListQuery
 from providers.records import ThingStatus
@@ -102,24 +99,6 @@ async def test_batches_respect_the_id_cap_and_the_cost_limit(client: httpx.Async
     assert len(emulator.id_batches) >= 3  # 300 detailed products do not fit in 1000 points
 
 
-async def test_pages_to_the_end_with_counts(
-    shop: tuple[ShopifyEmulator, str], client: httpx.AsyncClient
-) -> None:
-    _, url = shop
-    shopify = provider(url, client)
-    seen, after = [], None
-    while True:
-        page = await shopify.page(ListQuery(type="product", first=15, after=after))
-        assert page.total_count == 40
-        seen += [t.id for t in page.items]
-        if not page.has_next_page:
-            break
-        after = page.cursors[-1]
-    assert len(seen) == len(set(seen)) == 40
-    orders = await shopify.page(ListQuery(type="order"))
-    assert [t.name for t in orders.items] == ["#1001"]
-
-
 async def test_search_status_and_modified_filters(
     shop: tuple[ShopifyEmulator, str], client: httpx.AsyncClient
 ) -> None:
@@ -133,6 +112,8 @@ async def test_search_status_and_modified_filters(
         ListQuery(type="product", first=100, modified_after=datetime(2025, 10, 15, tzinfo=UTC))
     )
     assert recent.total_count == 6
+    orders = await shopify.page(ListQuery(type="order"))
+    assert [t.name for t in orders.items] == ["#1001"]
 
 
 async def test_large_pages_are_fetched_within_the_cost_limit(client: httpx.AsyncClient) -> None:
@@ -165,18 +146,13 @@ async def test_writes_and_user_errors(
             type="product", name="Other", status=ThingStatus.DRAFT, properties={"handle": taken}
         )
     assert duplicate.value.extensions["field"] == "handle"
-    renamed = await shopify.update(made.id, name="Camp stool XL", properties={"tags": ["xl"]})
-    assert renamed.name == "Camp stool XL" and renamed.properties["tags"] == ["xl"]
-    with pytest.raises(InvalidTransitionError, match="no 'active' step"):
-        await shopify.change_status(made.id, ThingStatus.ACTIVE)
     published = await shopify.change_status(made.id, ThingStatus.PUBLISHED)
-    assert published.properties["shopify_status"] == "ACTIVE"
-    archived = await shopify.change_status(made.id, ThingStatus.ARCHIVED)
-    assert archived.status is ThingStatus.ARCHIVED
-    with pytest.raises(InvalidTransitionError):
-        await shopify.change_status(made.id, ThingStatus.PUBLISHED)
+    assert published.properties["shopify_status"] == "ACTIVE"  # Shopify's word for published
     with pytest.raises(InvalidInputError, match="read-only"):
         await shopify.create(type="order", name="#2", status=ThingStatus.DRAFT, properties={})
+    order = f"order-{next(iter(emulator.orders))}"
+    with pytest.raises(InvalidInputError, match="read-only"):
+        await shopify.update(order, name="#3", properties=None)
     assert all(validate(admin_schema(), parse(d)) == [] for d in emulator.documents)
 
 
@@ -210,27 +186,6 @@ async def test_throttled_answers_are_waited_out_and_retried(
         page = await provider(url, client).page(ListQuery(type="product", first=5))
     assert len(page.items) == 5
     assert emulator.throttled >= 1
-
-
-@pytest.mark.parametrize(
-    ("fault", "error"),
-    [
-        (Fault(status=500, body=b'{"errors":"Internal Server Error"}'), ProviderUnavailableError),
-        (Fault(status=503, body=b"<html>down</html>"), ProviderUnavailableError),
-        (Fault(status=200, body=b"<html>not json</html>"), ProviderResponseError),
-        (Fault(delay=1.5), ProviderUnavailableError),
-    ],
-)
-async def test_faults_are_typed(
-    client: httpx.AsyncClient, fault: Fault, error: type[Exception]
-) -> None:
-    emulator = make_shop(products=2)
-    emulator.fault = fault
-    with serve(emulator.app) as url:
-        shopify = provider(url, client, max_retries=2, timeout_seconds=0.5)
-        with pytest.raises(error) as raised:
-            await shopify.page(ListQuery(type="product"))
-    assert raised.value.extensions["provider"] == "shopify"  # type: ignore[attr-defined]
 
 
 async def test_a_passing_failure_is_retried(client: httpx.AsyncClient) -> None:

@@ -91,7 +91,11 @@ async def test_create_thing_writes_owner_and_event(store: NativeStore) -> None:
     assert [(e.from_ref, e.relationship_type) for e in edges] == [(owner, "owns")]
     events = await store.events.page(org.id, EventQuery(target_ref=ref))
     assert [(e.type, e.actor_ref) for e in events.items] == [("entity_created", owner)]
-    assert events.items[0].metadata == {"thing_type": "blog_post", "status": "draft"}
+    assert events.items[0].metadata == {
+        "thing_type": "blog_post",
+        "status": "draft",
+        "provider": "native",
+    }
 
 
 async def test_get_many_is_one_query_in_key_order(store: NativeStore) -> None:
@@ -210,7 +214,12 @@ async def test_lifecycle_runs_forward_and_archived_is_final(store: NativeStore) 
         "entity_updated",
         "entity_created",
     ]
-    assert events.items[0].metadata == {"fields": ["status"], "from": "published", "to": "archived"}
+    assert events.items[0].metadata == {
+        "fields": ["status"],
+        "from": "published",
+        "to": "archived",
+        "provider": "native",
+    }
 
 
 async def test_a_failed_event_write_leaves_nothing_behind(

@@ -37,7 +37,7 @@ def test_create_thing_returns_concrete_type_owner_and_writes_event(api: Api) -> 
     [event] = events_of(api, thing["id"])
     assert event["type"] == "entity_created" and event["actor"]["email"] == "olivia@acme.example"
     assert event["target"]["id"] == thing["id"]
-    assert event["metadata"] == {"thing_type": "blog_post", "status": "draft"}
+    assert event["metadata"] == {"thing_type": "blog_post", "status": "draft", "provider": "native"}
     fetched = api.data(
         """query($id: ID!) { thing(id: $id) { id ... on BlogPost { content } } }""",
         {"id": thing["id"]},
@@ -137,7 +137,12 @@ def test_lifecycle_forward_then_archived_is_final(api: Api) -> None:
         "entity_updated",
         "entity_created",
     ]
-    assert events[0]["metadata"] == {"fields": ["status"], "from": "published", "to": "archived"}
+    assert events[0]["metadata"] == {
+        "fields": ["status"],
+        "from": "published",
+        "to": "archived",
+        "provider": "native",
+    }
 
 
 def test_thing_fields_resolve_connections_events_knowledge(api: Api) -> None:
