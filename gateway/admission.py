@@ -44,7 +44,8 @@ class Admission:
         org_limit = limits.get("api_calls_per_day")
         org_limit = org_limit if isinstance(org_limit, int) else None
         actor_limit = None
-        if org_limit is not None and actor.role not in _OWNERS:
+        # Owners (people, not their API keys) may spend the whole day; anyone else a share.
+        if org_limit is not None and (actor.api_key_id is not None or actor.role not in _OWNERS):
             actor_limit = max(1, math.ceil(org_limit * s.actor_daily_share))
         await self._limits.count_call(actor.org_id, key, org_limit, actor_limit)
 

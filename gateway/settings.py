@@ -45,6 +45,7 @@ class Settings(BaseSettings):
     max_tokens: int = Field(default=15_000, ge=10)
     max_depth: int = Field(default=12, ge=1)
     max_aliases: int = Field(default=50, ge=0)
+    max_selections: int = Field(default=100, ge=10)  # in one selection set
     query_cost_budgets: dict[str, int] = Field(
         default_factory=lambda: {
             "anonymous": 1_000,

@@ -58,7 +58,7 @@ from providers.records import Kind, Role
 from providers.refs import Ref
 from providers.registry import ProviderPool
 from resolvers.context import Actor, Context
-from resolvers.documents import QueryLimits, checker
+from resolvers.documents import MAX_MESSAGE_CHARS, Checked, QueryLimits, checker
 from resolvers.schema import schema
 
 log = logging.getLogger("one.gateway")
@@ -119,6 +119,7 @@ class OneGraphQL(GraphQL[Context, None]):
             max_tokens=settings.max_tokens,
             max_depth=settings.max_depth,
             max_aliases=settings.max_aliases,
+            max_selections=settings.max_selections,
         )
         self.checker = checker(schema._schema, self.limits)
         self.persisted = PersistedQueries(settings.persisted_queries_chars)
@@ -147,15 +148,17 @@ class OneGraphQL(GraphQL[Context, None]):
         self._prevent_csrf(request)
         params = await self._params(request)
         query, digest = self._persisted(params)
-        if query is not None:
-            self._check_document(query, params, request.method)
+        # Rate limits before the document: checking a new document is the costly step.
         actor = await self._admit(request)
         if query is None:  # a hash we do not know: maybe one of the organization's documents
             query = await self._trusted_text(actor, digest)
-            self._check_document(query, params, request.method)
+        checked = self._check_document(query, params, request.method)
+        if digest is not None and params.get("query"):
+            self.persisted.put(query)  # only documents that passed are kept
         if isinstance(actor, Actor):
             await self._require_trusted(actor, query)
         context = await self._context(request, actor)
+        context.checked = checked
         try:
             result = await self.schema.execute(
                 query,
@@ -225,10 +228,9 @@ class OneGraphQL(GraphQL[Context, None]):
             return self.persisted.get(digest), digest
         if sha256(query) != digest:
             raise Refused(400, "PERSISTED_QUERY_HASH_MISMATCH", "the hash is not the query's")
-        self.persisted.put(query)
         return query, digest
 
-    def _check_document(self, query: str, params: dict[str, Any], method: str) -> None:
+    def _check_document(self, query: str, params: dict[str, Any], method: str) -> Checked:
         try:
             checked = self.checker.check(query)
         except GraphQLError as exc:
@@ -249,6 +251,7 @@ class OneGraphQL(GraphQL[Context, None]):
             )
         if method == "GET" and operation.operation is not OperationType.QUERY:
             raise Refused(405, "METHOD_NOT_ALLOWED", "send mutations with POST", {"Allow": "POST"})
+        return checked
 
     async def _admit(self, request: Request) -> Actor | OneError:
         headers = request.headers
@@ -325,6 +328,7 @@ class OneGraphQL(GraphQL[Context, None]):
             raise ConnectionRejectionError({"message": actor.message})
         context.cost_budget = await self.admission.cost_budget(actor)
         context.admit = lambda: self.admission.admit(actor)
+        context.trusted = lambda query: self.safelists.allows(actor, query)
         return cast(UnsetType, UNSET)
 
     async def get_context(self, request: Request | WebSocket, response: Any) -> Context:
@@ -442,7 +446,7 @@ def _coded(error: GraphQLError) -> dict[str, Any]:
     code = str(extensions.pop("code", "GRAPHQL_VALIDATION_FAILED"))
     if error.locations:
         extensions["locations"] = [loc.formatted for loc in error.locations]
-    return {"code": code, "message": error.message, **extensions}
+    return {"code": code, "message": error.message[:MAX_MESSAGE_CHARS], **extensions}
 
 
 def _reason(exc: Exception) -> str:

@@ -30,6 +30,7 @@ from providers.records import (
 MAX_NAME_LENGTH = 200
 MAX_TEXT_LENGTH = 100_000
 MAX_JSON_BYTES = 64 * 1024
+MAX_JSON_DEPTH = 32  # MongoDB takes 100 levels; nobody's properties need more than a few
 _SLUG = re.compile(r"[a-z0-9][a-z0-9-]{1,62}")
 _EMAIL = re.compile(r"[^@\s]{1,64}@[^@\s]+\.[^@\s]+")
 # Unicode control and format characters, and lone surrogates (not text; no store takes them)
@@ -87,6 +88,8 @@ def json_object(value: Any, field: str) -> JSONObject:
         raise InvalidInputError(
             f"'{field}' must be a JSON object, not {type(value).__name__}", field=field
         )
+    if _depth(value) > MAX_JSON_DEPTH:
+        raise InvalidInputError(f"'{field}' nests deeper than {MAX_JSON_DEPTH} levels", field=field)
     try:
         size = len(json.dumps(value, separators=(",", ":"), allow_nan=False).encode())
     except (TypeError, ValueError) as exc:
@@ -97,6 +100,20 @@ def json_object(value: Any, field: str) -> JSONObject:
             field=field,
         )
     return value
+
+
+def _depth(value: Any) -> int:
+    """How deep lists and objects nest in `value` (a loop: it may nest past Python's stack)."""
+    deepest, pending = 0, [(value, 1)]
+    while pending:
+        item, level = pending.pop()
+        if isinstance(item, dict | list):
+            deepest = max(deepest, level)
+            if level <= MAX_JSON_DEPTH:
+                pending.extend(
+                    (v, level + 1) for v in (item.values() if isinstance(item, dict) else item)
+                )
+    return deepest
 
 
 def slug(value: str, field: str = "slug") -> str:

@@ -16,7 +16,7 @@ from providers.records import Kind, Role
 from providers.refs import native_ref
 from providers.registry import ProviderPool
 from providers.things import ThingService
-from resolvers.documents import QueryLimits
+from resolvers.documents import Checked, QueryLimits
 from resolvers.loaders import Loaders
 from resolvers.router import Router
 
@@ -59,6 +59,9 @@ class Context:
     request_id: str | None = None
     # Over WebSocket, each operation is admitted (rate and daily calls) when it starts.
     admit: Callable[[], Awaitable[None]] | None = None
+    # Over WebSocket, whether the organization's safelist lets a document run.
+    trusted: Callable[[str], Awaitable[bool]] | None = None
+    checked: Checked | None = None  # the document, already checked by the HTTP view
 
     @property
     def actor(self) -> Actor:

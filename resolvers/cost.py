@@ -7,7 +7,8 @@ The model follows IBM's GraphQL cost directives and Shopify's calculated query c
 - a list multiplies the cost of what it holds by its size: the `first` argument (its value or
   its default, at most `MAX_PAGE_SIZE`) when it has one, else an assumed size;
 - a page (`things(first: 10) { edges { ... } }`) is sized by its `first`, which slices its
-  `edges`;
+  `edges`; a `first` given by a variable is priced at the variable's value, or its default;
+- `__schema` and `__type` (introspection) cost `INTROSPECTION_COST` each;
 - fragments are measured once per size of the list around them, so the cost of a document is
   computed in time linear in its length, however its fragments are spread.
 
@@ -38,14 +39,17 @@ from graphql import (
     get_named_type,
     get_nullable_type,
     is_leaf_type,
+    value_from_ast_untyped,
 )
 
 UPSTREAM_WEIGHT = 2
+INTROSPECTION_COST = 100  # `__schema` / `__type`: bounded by the schema, but not small
 MAX_PAGE_SIZE = 100
 ASSUMED_LIST_SIZE = 10
 # Types a provider other than the native store may serve.
 _UPSTREAM_TYPES = frozenset({"Thing", "BlogPost", "Product", "Document", "GenericThing", "Node"})
 _SLICING_ARGUMENT = "first"
+_INTROSPECTION = frozenset({"__schema", "__type"})
 _SLICED_LIST = "edges"  # a page's list, sized by the page's `first`
 
 
@@ -104,8 +108,10 @@ class QueryCost:
         return self._memo[key]
 
     def _field(self, node: FieldNode, parent: GraphQLNamedType, slice_size: int | None) -> int:
+        if node.name.value in _INTROSPECTION:
+            return INTROSPECTION_COST
         definition = _field_definition(parent, node.name.value)
-        if definition is None:  # __typename, introspection: bounded by the schema
+        if definition is None:  # __typename, and what lies inside introspection
             return 0
         named = get_named_type(definition.type)
         if is_leaf_type(named) or node.selection_set is None:
@@ -124,6 +130,16 @@ class QueryCost:
         # A page: its `first` sizes the list inside it.
         return weight + self._selections(node.selection_set, named, first)
 
+    def _variable(self, name: str, argument_default: Any) -> Any:
+        """A variable's value as the operation will run it: sent, else the operation's
+        default for it, else (not given at all) the argument's own default."""
+        if name in self._variables:
+            return self._variables[name]
+        for definition in (self._operation.variable_definitions if self._operation else ()) or ():
+            if definition.variable.name.value == name and definition.default_value is not None:
+                return value_from_ast_untyped(definition.default_value)
+        return argument_default
+
     def _first(self, node: FieldNode, definition: GraphQLField) -> int | None:
         argument = definition.args.get(_SLICING_ARGUMENT)
         if argument is None:
@@ -136,7 +152,7 @@ class QueryCost:
                 value = int(given.value.value)
             elif isinstance(given.value, VariableNode):
                 self.uses_variables = True
-                value = self._variables.get(given.value.name.value, value)
+                value = self._variable(given.value.name.value, value)
         if not isinstance(value, int) or isinstance(value, bool):
             return MAX_PAGE_SIZE
         return max(0, min(value, MAX_PAGE_SIZE))

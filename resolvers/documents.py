@@ -36,6 +36,7 @@ from strawberry.schema.validation_rules.maybe_null import MaybeNullValidationRul
 from strawberry.schema.validation_rules.one_of import OneOfInputValidationRule
 
 V = TypeVar("V")
+MAX_MESSAGE_CHARS = 300
 _RULES: tuple[type[ASTValidationRule], ...] = (
     *specified_rules,
     MaybeNullValidationRule,
@@ -51,6 +52,8 @@ class QueryLimits:
     max_tokens: int = 15_000  # TOO_MANY_TOKENS (Apollo Router's default)
     max_depth: int = 12  # QUERY_TOO_DEEP
     max_aliases: int = 50  # TOO_MANY_ALIASES
+    # Selections in one selection set: graphql-core's overlap check compares them in pairs.
+    max_selections: int = 100  # TOO_MANY_SELECTIONS
     cache_document_chars: int = 16 * 1024  # larger documents are checked every time
     cache_chars: int = 1024 * 1024  # all cached documents together
 
@@ -133,14 +136,44 @@ class DocumentChecker:
             document = parse(text, max_tokens=limits.max_tokens)
         except GraphQLError as exc:
             raise _parse_failure(exc, limits) from None
+        widest = _widest_selection_set(document)
+        if widest > limits.max_selections:
+            raise refusal(
+                f"a selection set has {widest} selections; at most {limits.max_selections}"
+                " are allowed",
+                "TOO_MANY_SELECTIONS",
+                limit=limits.max_selections,
+            )
         errors = [_validation_failure(e) for e in validate(self.schema, document, _RULES)]
         if not errors:
             errors = _shape_errors(document, limits)
         return Checked(document, tuple(errors))
 
 
+def _widest_selection_set(document: DocumentNode) -> int:
+    """The most selections any one selection set holds (a loop, not recursion: the parser
+    allows nesting deeper than Python's stack would)."""
+    widest = 0
+    pending = [
+        d.selection_set
+        for d in document.definitions
+        if isinstance(d, OperationDefinitionNode | FragmentDefinitionNode)
+    ]
+    while pending:
+        selections = pending.pop().selections
+        widest = max(widest, len(selections))
+        pending.extend(
+            s.selection_set
+            for s in selections
+            if isinstance(s, FieldNode | InlineFragmentNode) and s.selection_set is not None
+        )
+    return widest
+
+
 def _validation_failure(error: GraphQLError) -> GraphQLError:
     error.extensions = {**(error.extensions or {}), "code": "GRAPHQL_VALIDATION_FAILED"}
+    if len(error.message) > MAX_MESSAGE_CHARS:  # graphql-core quotes the values it refuses
+        error.message = error.message[:MAX_MESSAGE_CHARS] + "..."
     return error
 
 
@@ -166,6 +199,13 @@ def _parse_failure(error: GraphQLError, limits: QueryLimits) -> GraphQLError:
 class _Shape:
     depth: int = 0
     aliases: int = 0
+    introspection: int = 0  # the depth of `__schema` / `__type` subtrees, limited apart
+
+
+# GraphiQL's introspection query is 15 levels deep (`ofType` nests for wrapped types); its
+# size is bounded by the schema and its cost is counted (resolvers/cost.py).
+INTROSPECTION_MAX_DEPTH = 20
+_INTROSPECTION = frozenset({"__schema", "__type"})
 
 
 def _shape_errors(document: DocumentNode, limits: QueryLimits) -> list[GraphQLError]:
@@ -177,7 +217,8 @@ def _shape_errors(document: DocumentNode, limits: QueryLimits) -> list[GraphQLEr
         d.name.value: d for d in document.definitions if isinstance(d, FragmentDefinitionNode)
     }
     shapes: dict[str, _Shape] = {}
-    cap = max(limits.max_depth, limits.max_aliases) + 1
+    deepest = max(limits.max_depth, INTROSPECTION_MAX_DEPTH)
+    cap = max(deepest, limits.max_aliases) + 1
 
     def fragment(name: str) -> _Shape:
         # Validation refused cycles, so this recursion follows a chain at most as long as
@@ -189,8 +230,8 @@ def _shape_errors(document: DocumentNode, limits: QueryLimits) -> list[GraphQLEr
 
     def measure(selections: SelectionSetNode, level: int) -> _Shape:
         shape = _Shape()
-        if level > limits.max_depth:  # deep enough to refuse: no need to look further
-            shape.depth = cap
+        if level > deepest:  # deep enough to refuse: no need to look further
+            shape.depth = shape.introspection = cap
             return shape
         for selection in selections.selections:
             if isinstance(selection, FieldNode):
@@ -199,15 +240,22 @@ def _shape_errors(document: DocumentNode, limits: QueryLimits) -> list[GraphQLEr
                     if selection.selection_set
                     else _Shape()
                 )
-                shape.depth = max(shape.depth, inner.depth + 1)
+                if selection.name.value in _INTROSPECTION:
+                    depth = max(inner.depth, inner.introspection) + 1
+                    shape.introspection = max(shape.introspection, depth)
+                else:
+                    shape.depth = max(shape.depth, inner.depth + 1)
+                    shape.introspection = max(shape.introspection, inner.introspection)
                 shape.aliases += inner.aliases + (selection.alias is not None)
-            elif isinstance(selection, FragmentSpreadNode):
-                inner = fragment(selection.name.value)
+            else:
+                if isinstance(selection, FragmentSpreadNode):
+                    inner = fragment(selection.name.value)
+                elif isinstance(selection, InlineFragmentNode):
+                    inner = measure(selection.selection_set, level)
+                else:
+                    continue
                 shape.depth = max(shape.depth, inner.depth)
-                shape.aliases += inner.aliases
-            elif isinstance(selection, InlineFragmentNode):
-                inner = measure(selection.selection_set, level)
-                shape.depth = max(shape.depth, inner.depth)
+                shape.introspection = max(shape.introspection, inner.introspection)
                 shape.aliases += inner.aliases
             shape.aliases = min(shape.aliases, cap)  # saturate: a bomb stays a small int
         return shape
@@ -217,7 +265,7 @@ def _shape_errors(document: DocumentNode, limits: QueryLimits) -> list[GraphQLEr
         if not isinstance(definition, OperationDefinitionNode):
             continue
         shape = measure(definition.selection_set, 0)
-        if shape.depth > limits.max_depth:
+        if shape.depth > limits.max_depth or shape.introspection > INTROSPECTION_MAX_DEPTH:
             errors.append(
                 refusal(
                     f"the query is deeper than {limits.max_depth} levels",

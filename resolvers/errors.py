@@ -20,10 +20,10 @@ from strawberry.schema.exceptions import CannotGetOperationTypeError, InvalidOpe
 from strawberry.types.execution import ExecutionContext
 
 from providers.errors import OneError
+from resolvers.documents import MAX_MESSAGE_CHARS
 
 log = logging.getLogger("one.graphql")
 
-MAX_MESSAGE_CHARS = 300  # graphql-core quotes the values it refuses: never echo them whole
 _REQUEST_ERRORS = (CannotGetOperationTypeError, InvalidOperationTypeError, MissingQueryError)
 
 

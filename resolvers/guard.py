@@ -51,7 +51,9 @@ class RequestGuard(SchemaExtension):
         if ctx.graphql_document is None and ctx.query:
             limits = getattr(ctx.context, "limits", _DEFAULT_LIMITS)
             try:
-                self._checked = checker(ctx.schema._schema, limits).check(ctx.query)
+                self._checked = getattr(ctx.context, "checked", None) or checker(
+                    ctx.schema._schema, limits
+                ).check(ctx.query)
             except GraphQLError as error:
                 ctx.graphql_document = _PLACEHOLDER
                 ctx.pre_execution_errors = [error]
@@ -70,6 +72,13 @@ class RequestGuard(SchemaExtension):
             except OneError as exc:
                 error = GraphQLError(exc.message, original_error=exc)
                 ctx.result = GraphQLExecutionResult(data=None, errors=[error])
+        trusted = getattr(ctx.context, "trusted", None)
+        if trusted is not None and ctx.result is None and not await trusted(ctx.query or ""):
+            error = refusal(
+                "this organization runs only its trusted documents, and this is not one",
+                "PERSISTED_QUERY_NOT_IN_LIST",
+            )
+            ctx.result = GraphQLExecutionResult(data=None, errors=[error])
         if ctx.graphql_document is not None and ctx.result is None:
             self._requested = self._cost()
             budget = self._budget()

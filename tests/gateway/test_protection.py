@@ -506,3 +506,83 @@ def test_cors_allows_only_the_configured_origins(tmp_path: Path) -> None:
                 },
             )
             assert (response.headers.get("access-control-allow-origin") == origin) is allowed
+
+
+REVIEW_ATTACKS = {
+    # found by a review of this suite's first version; name: (document, role, code)
+    "300 overlapping copies of one field": (
+        "{ " + " ".join(f"me {{ __typename }} #{i}\n" for i in range(300)) + "}",
+        None,
+        "TOO_MANY_SELECTIONS",
+    ),
+    "200 fragments spread side by side": (
+        "{ me { "
+        + " ".join(f"...F{i}" for i in range(200))
+        + " } } "
+        + " ".join(f"fragment F{i} on Actor {{ role }}" for i in range(200)),
+        None,
+        "TOO_MANY_SELECTIONS",
+    ),
+    "list sizes hidden in variable defaults": (
+        "query($n: Int! = 100, $m: Int! = 100) { things(first: $n) { edges { node {"
+        " events(first: $m) { id } } } } }",
+        Role.CUSTOMER,
+        "QUERY_TOO_COMPLEX",
+    ),
+    "50 aliased introspections": (
+        "{ " + " ".join(f"a{i}: __schema {{ types {{ name }} }}" for i in range(50)) + " }",
+        None,
+        "QUERY_TOO_COMPLEX",
+    ),
+    "a 90 KB argument echoed back": (
+        '{ things(first: "' + "a" * 90_000 + '") { totalCount } }',
+        Role.CUSTOMER,
+        "GRAPHQL_VALIDATION_FAILED",
+    ),
+}
+
+
+@pytest.mark.parametrize("name", REVIEW_ATTACKS)
+def test_attacks_found_in_review_are_refused_quickly(gateway: Gateway, name: str) -> None:
+    document, role, code = REVIEW_ATTACKS[name]
+    headers = gateway.auth(role) if role else None
+    response, elapsed = asyncio.run(_under_attack(gateway, _post(document, headers)))
+    assert elapsed < BOUND, elapsed
+    assert response.json()["errors"][0]["extensions"]["code"] == code, response.json()
+    assert len(response.content) < 4_096
+
+
+def test_graphiql_introspection_fits_an_anonymous_budget(gateway: Gateway) -> None:
+    from graphql import get_introspection_query
+
+    with httpx.Client(base_url=gateway.url) as client:
+        body = client.post("/graphql", json={"query": get_introspection_query()}).json()
+    assert "errors" not in body and body["data"]["__schema"]["queryType"]["name"] == "Query"
+
+
+def test_deeply_nested_properties_are_bad_input(api: Api) -> None:
+    nested: Any = 1
+    for _ in range(200):
+        nested = [nested]
+    error = api.error(
+        'mutation($p: JSON) { createThing(input: {type: "task", name: "n", properties: $p})'
+        " { id } }",
+        {"p": {"a": nested}},
+    )
+    assert error["extensions"]["code"] == "BAD_USER_INPUT" and "deeper" in error["message"]
+
+
+def test_the_safelist_holds_over_websockets(api: Api, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr("gateway.trusted.TTL", 0.0)
+    key = api.data('mutation { createApiKey(name: "ws", role: CUSTOMER) { secret } }')
+    api.data("mutation { setSafelistMode(mode: API_KEYS) }")
+    with api.client.websocket_connect("/graphql", subprotocols=["graphql-transport-ws"]) as ws:
+        ws.send_json(
+            {"type": "connection_init", "payload": {"X-API-Key": key["createApiKey"]["secret"]}}
+        )
+        assert ws.receive_json()["type"] == "connection_ack"
+        query = {"query": "{ things { totalCount } }"}
+        ws.send_json({"type": "subscribe", "id": "1", "payload": query})
+        message = ws.receive_json()
+    errors = message["payload"] if message["type"] == "error" else message["payload"]["errors"]
+    assert errors[0]["extensions"]["code"] == "PERSISTED_QUERY_NOT_IN_LIST"
