@@ -1,15 +1,18 @@
 """The schema extension every operation passes, over HTTP and WebSocket alike.
 
-Parsing and validation go through the `DocumentChecker` of the request's `QueryLimits`
-(size, tokens, depth, aliases; cached). Before execution, the query's cost is computed with
-its variables and refused past the actor's budget with `QUERY_TOO_COMPLEX`. A client that
+Over a WebSocket each operation is first admitted (rate bucket, daily calls; the HTTP view
+does this for its requests). Parsing and validation go through the `DocumentChecker` of the
+request's `QueryLimits` (size, tokens, width, depth, aliases; cached), or take the document
+the HTTP view already checked. Before execution, the organization's safelist is asked (over
+WebSocket) and the query's cost is computed with its variables and refused past the actor's
+budget with `QUERY_TOO_COMPLEX`. A client that
 sends `"extensions": {"cost": true}` gets `extensions.cost` back: the requested and actual
 cost and the budget.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
 from graphql import ExecutionResult as GraphQLExecutionResult
@@ -46,8 +49,17 @@ class RequestGuard(SchemaExtension):
             if ctx.result is not None and ctx.result.errors:
                 span.set_attribute("graphql.errors", len(ctx.result.errors))
 
-    def on_parse(self) -> Iterator[None]:
+    async def on_parse(self) -> AsyncIterator[None]:
         ctx = self.execution_context
+        admit = getattr(ctx.context, "admit", None)
+        if admit is not None and ctx.graphql_document is None:
+            # An operation over a WebSocket: admitted (rate, daily calls) before its document
+            # is checked, as the HTTP view does, since checking a new document is the cost.
+            try:
+                await admit()
+            except OneError as exc:
+                ctx.graphql_document = _PLACEHOLDER
+                ctx.pre_execution_errors = [GraphQLError(exc.message, original_error=exc)]
         if ctx.graphql_document is None and ctx.query:
             limits = getattr(ctx.context, "limits", _DEFAULT_LIMITS)
             try:
@@ -65,13 +77,6 @@ class RequestGuard(SchemaExtension):
 
     async def on_execute(self) -> Any:
         ctx = self.execution_context
-        admit = getattr(ctx.context, "admit", None)
-        if admit is not None and ctx.result is None:  # an operation over a WebSocket
-            try:
-                await admit()
-            except OneError as exc:
-                error = GraphQLError(exc.message, original_error=exc)
-                ctx.result = GraphQLExecutionResult(data=None, errors=[error])
         trusted = getattr(ctx.context, "trusted", None)
         if trusted is not None and ctx.result is None and not await trusted(ctx.query or ""):
             error = refusal(

@@ -586,3 +586,27 @@ def test_the_safelist_holds_over_websockets(api: Api, monkeypatch: pytest.Monkey
         message = ws.receive_json()
     errors = message["payload"] if message["type"] == "error" else message["payload"]["errors"]
     assert errors[0]["extensions"]["code"] == "PERSISTED_QUERY_NOT_IN_LIST"
+
+
+def test_websocket_operations_are_rate_limited_before_their_documents(tmp_path: Path) -> None:
+    from starlette.testclient import TestClient
+
+    settings = _settings(tmp_path, actor_rate=0.001, actor_burst=2)
+    with TestClient(create_app(settings)) as client:
+        api = Api(client, {})
+        api.run(seed_demo, api.store)
+        init = {"Authorization": f"Bearer {api.token('acme', Role.ORG_USER)}"}
+        with client.websocket_connect("/graphql", subprotocols=["graphql-transport-ws"]) as ws:
+            ws.send_json({"type": "connection_init", "payload": init})
+            assert ws.receive_json()["type"] == "connection_ack"
+            codes = []
+            for i in range(3):
+                query = {"query": "{ me { role } }" if i < 2 else "{ me { role } # new }"}
+                ws.send_json({"type": "subscribe", "id": str(i), "payload": query})
+                message = ws.receive_json()
+                payload = message["payload"]
+                errors = payload if message["type"] == "error" else payload.get("errors")
+                codes.append(errors[0]["extensions"]["code"] if errors else "ok")
+                if message["type"] == "next":
+                    assert ws.receive_json()["type"] == "complete"
+    assert codes == ["ok", "ok", "RATE_LIMITED"]
