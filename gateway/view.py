@@ -7,11 +7,14 @@ Over HTTP, in order, each step refusing with a GraphQL-shaped error and its own 
    `X-Apollo-Operation-Name`, so a browser cannot send it cross-site without a preflight;
 2. the body: at most `max_body_bytes` (413), `application/json` (415), a JSON object of
    Unicode text, no lone surrogates (400);
-3. the document, before authentication: found by its hash (automatic persisted queries),
-   then its size, tokens, validity, depth and aliases (`resolvers.documents`), and the
-   operation to run: named when there are several, a query when over GET (405);
-4. the actor (a token or an API key), and its admission: the rate bucket of the actor (or of
-   the client's address when it sent no credential, 429) and the organization's daily calls;
+3. the actor (a token or an API key; headers over `max_header_bytes` are 431), and its
+   admission: the rate bucket of the actor (or of the client's address when it sent no
+   credential, 429) and the organization's daily calls, before any document is checked,
+   since checking a new document is the costly step;
+4. the document: found by its hash (automatic persisted queries, or the organization's
+   trusted documents), then its size, tokens, width, validity, depth and aliases
+   (`resolvers.documents`), and the operation to run: named when there are several, a query
+   when over GET (405);
 5. the organization's safelist, when it has one: only trusted documents run;
 6. execution, where the cost budget is checked first (`resolvers.guard`).
 
