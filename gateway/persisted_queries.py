@@ -5,13 +5,7 @@ and the gateway keeps the pair, in a cache bounded by the total size of the docu
 
 from __future__ import annotations
 
-import hashlib
-
 from resolvers.documents import SizedCache
-
-
-def sha256(document: str) -> str:
-    return hashlib.sha256(document.encode()).hexdigest()
 
 
 class PersistedQueries:
@@ -21,7 +15,6 @@ class PersistedQueries:
     def get(self, digest: str) -> str | None:
         return self._documents.get(digest)
 
-    def put(self, document: str) -> str:
-        digest = sha256(document)
+    def put(self, digest: str, document: str) -> None:
+        """Keep `document` under `digest`, which the caller has checked is its hash."""
         self._documents.put(digest, document, len(document))
-        return digest

@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import time
 
-from gateway.persisted_queries import sha256
 from providers.native import NativeStore
+from providers.native.trusted_documents import document_hash
 from providers.records import Role, SafelistMode
 from resolvers.context import Actor
 
@@ -29,7 +29,7 @@ class Safelists:
     async def allows(self, actor: Actor, document: str) -> bool:
         if not await self._restricted(actor):
             return True
-        digest = sha256(document)
+        digest = document_hash(document)
         key = (actor.org_id, digest, actor.api_key_id)
         cached = self._trusted.get(key)
         if cached is not None and time.monotonic() - cached[1] < TTL:

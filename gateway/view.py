@@ -45,7 +45,7 @@ from strawberry.types.unset import UnsetType
 
 from gateway.admission import Admission
 from gateway.auth import Authenticator
-from gateway.persisted_queries import PersistedQueries, sha256
+from gateway.persisted_queries import PersistedQueries
 from gateway.requests import request_id
 from gateway.settings import Settings
 from gateway.trusted import Safelists
@@ -57,6 +57,7 @@ from providers.errors import (
     RateLimitedError,
 )
 from providers.native import NativeStore
+from providers.native.trusted_documents import document_hash
 from providers.records import Kind, Role
 from providers.refs import Ref
 from providers.registry import ProviderPool
@@ -157,7 +158,7 @@ class OneGraphQL(GraphQL[Context, None]):
             query = await self._trusted_text(actor, digest)
         checked = self._check_document(query, params, request.method)
         if digest is not None and params.get("query"):
-            self.persisted.put(query)  # only documents that passed are kept
+            self.persisted.put(digest, query)  # only documents that passed are kept
         if isinstance(actor, Actor):
             await self._require_trusted(actor, query)
         context = await self._context(request, actor)
@@ -229,7 +230,7 @@ class OneGraphQL(GraphQL[Context, None]):
             raise Refused(400, "BAD_REQUEST", "persistedQuery needs version 1 and a sha256Hash")
         if query is None:
             return self.persisted.get(digest), digest
-        if sha256(query) != digest:
+        if document_hash(query) != digest:
             raise Refused(400, "PERSISTED_QUERY_HASH_MISMATCH", "the hash is not the query's")
         return query, digest
 
