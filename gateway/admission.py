@@ -10,8 +10,8 @@ times the plan's factor (`query_cost_factor` in the organization's limits).
 from __future__ import annotations
 
 import math
-import time
 
+from gateway.expiring import Expiring
 from gateway.rate_limits import RateLimits
 from gateway.settings import Settings
 from providers.native import NativeStore
@@ -28,7 +28,7 @@ class Admission:
         self._store = store
         self._limits = limits
         self._settings = settings
-        self._plans: dict[str, tuple[dict[str, object], float]] = {}
+        self._plans: Expiring[str, dict[str, object]] = Expiring()
 
     async def admit_anonymous(self, address: str) -> None:
         """Raises `RateLimitedError` when this address sends too much without a credential."""
@@ -61,14 +61,11 @@ class Admission:
         return await self._limits.used_today(org_id)
 
     async def _plan(self, org_id: str) -> dict[str, object]:
-        cached = self._plans.get(org_id)
-        if cached is not None and time.monotonic() - cached[1] < LIMITS_TTL:
-            return cached[0]
+        cached = self._plans.get(org_id, LIMITS_TTL)
+        if cached is not None:
+            return cached
         [org] = await self._store.organizations.get_many([org_id])
         limits: dict[str, object] = dict(org.limits) if org else {}
         if org is not None:
             limits.setdefault("query_cost_factor", PLAN_COST_FACTORS.get(org.plan, 1))
-        if len(self._plans) > 10_000:
-            self._plans.clear()
-        self._plans[org_id] = (limits, time.monotonic())
-        return limits
+        return self._plans.put(org_id, limits)

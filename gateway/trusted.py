@@ -8,36 +8,30 @@ answers are cached for `TTL` seconds: a change takes effect within that time.
 
 from __future__ import annotations
 
-import time
-
+from gateway.expiring import Expiring
 from providers.native import NativeStore
 from providers.native.trusted_documents import document_hash
 from providers.records import Role, SafelistMode
 from resolvers.context import Actor
 
 TTL = 10.0
-_MAX_ENTRIES = 10_000
 _EXEMPT = frozenset({Role.ORG_OWNER, Role.PLATFORM_OWNER})
 
 
 class Safelists:
     def __init__(self, store: NativeStore) -> None:
         self._store = store
-        self._modes: dict[str, tuple[SafelistMode, float]] = {}
-        self._trusted: dict[tuple[str, str, str | None], tuple[bool, float]] = {}
+        self._modes: Expiring[str, SafelistMode] = Expiring()
+        self._trusted: Expiring[tuple[str, str, str | None], bool] = Expiring()
 
     async def allows(self, actor: Actor, document: str) -> bool:
         if not await self._restricted(actor):
             return True
         digest = document_hash(document)
         key = (actor.org_id, digest, actor.api_key_id)
-        cached = self._trusted.get(key)
-        if cached is not None and time.monotonic() - cached[1] < TTL:
-            return cached[0]
-        trusted = await self._store.trusted_documents.is_trusted(*key)
-        if len(self._trusted) > _MAX_ENTRIES:
-            self._trusted.clear()
-        self._trusted[key] = (trusted, time.monotonic())
+        trusted = self._trusted.get(key, TTL)
+        if trusted is None:
+            trusted = self._trusted.put(key, await self._store.trusted_documents.is_trusted(*key))
         return trusted
 
     async def document(self, actor: Actor, digest: str) -> str | None:
@@ -47,13 +41,10 @@ class Safelists:
         )
 
     async def _restricted(self, actor: Actor) -> bool:
-        cached = self._modes.get(actor.org_id)
-        if cached is None or time.monotonic() - cached[1] >= TTL:
+        mode = self._modes.get(actor.org_id, TTL)
+        if mode is None:
             mode = await self._store.trusted_documents.safelist_mode(actor.org_id)
-            if len(self._modes) > _MAX_ENTRIES:
-                self._modes.clear()
-            cached = self._modes[actor.org_id] = (mode, time.monotonic())
-        mode = cached[0]
+            self._modes.put(actor.org_id, mode)
         if mode is SafelistMode.API_KEYS:
             return actor.api_key_id is not None
         if mode is SafelistMode.ALL:
