@@ -42,6 +42,8 @@ from graphql import (
     value_from_ast_untyped,
 )
 
+from resolvers.documents import fragments_of
+
 UPSTREAM_WEIGHT = 2
 INTROSPECTION_COST = 100  # `__schema` / `__type`: bounded by the schema, but not small
 MAX_PAGE_SIZE = 100
@@ -65,9 +67,7 @@ class QueryCost:
     ) -> None:
         self._schema = schema
         self._variables = variables or {}
-        self._fragments = {
-            d.name.value: d for d in document.definitions if isinstance(d, FragmentDefinitionNode)
-        }
+        self._fragments = fragments_of(document)
         self._memo: dict[tuple[str, int | None], int] = {}
         self._operation = _operation(document, operation_name)
         self.uses_variables = False  # False: the cost is the same for any variables
@@ -88,18 +88,15 @@ class QueryCost:
             elif isinstance(selection, FragmentSpreadNode):
                 total += self._fragment(selection.name.value, slice_size)
             elif isinstance(selection, InlineFragmentNode):
-                condition = selection.type_condition
-                inner = self._schema.get_type(condition.name.value) if condition else parent
-                total += self._selections(selection.selection_set, inner or parent, slice_size)
+                inner = _condition_type(self._schema, selection, parent)
+                total += self._selections(selection.selection_set, inner, slice_size)
         return total
 
     def _fragment(self, name: str, slice_size: int | None) -> int:
         key = (name, slice_size)
         if key not in self._memo:
             definition = self._fragments.get(name)
-            parent = (
-                self._schema.get_type(definition.type_condition.name.value) if definition else None
-            )
+            parent = _fragment_type(self._schema, definition)
             self._memo[key] = (
                 self._selections(definition.selection_set, parent, slice_size)
                 if definition and parent
@@ -116,7 +113,7 @@ class QueryCost:
         named = get_named_type(definition.type)
         if is_leaf_type(named) or node.selection_set is None:
             return 0
-        weight = UPSTREAM_WEIGHT if named.name in _UPSTREAM_TYPES else 1
+        weight = _weight(named)
         first = self._first(node, definition)
         is_list = isinstance(get_nullable_type(definition.type), GraphQLList)
         if is_list:
@@ -169,9 +166,7 @@ def actual_cost(
     if operation is None or not data:
         return 0
     root = schema.get_root_type(operation.operation)
-    fragments = {
-        d.name.value: d for d in document.definitions if isinstance(d, FragmentDefinitionNode)
-    }
+    fragments = fragments_of(document)
 
     def selections(nodes: SelectionSetNode, parent: GraphQLNamedType, value: Any) -> int:
         if not isinstance(value, Mapping):
@@ -182,13 +177,12 @@ def actual_cost(
                 total += field(selection, parent, value)
             elif isinstance(selection, FragmentSpreadNode):
                 fragment = fragments.get(selection.name.value)
-                inner = schema.get_type(fragment.type_condition.name.value) if fragment else None
+                inner = _fragment_type(schema, fragment)
                 if fragment and inner:
                     total += selections(fragment.selection_set, inner, value)
             elif isinstance(selection, InlineFragmentNode):
-                condition = selection.type_condition
-                inner = schema.get_type(condition.name.value) if condition else parent
-                total += selections(selection.selection_set, inner or parent, value)
+                inner = _condition_type(schema, selection, parent)
+                total += selections(selection.selection_set, inner, value)
         return total
 
     def field(node: FieldNode, parent: GraphQLNamedType, value: Mapping[str, Any]) -> int:
@@ -198,11 +192,31 @@ def actual_cost(
         if definition is None or node.selection_set is None or result is None:
             return 0
         named = get_named_type(definition.type)
-        weight = UPSTREAM_WEIGHT if named.name in _UPSTREAM_TYPES else 1
+        weight = _weight(named)
         items = result if isinstance(result, list) else [result]
         return sum(weight + selections(node.selection_set, named, item) for item in items if item)
 
     return selections(operation.selection_set, root, data) if root else 0
+
+
+def _weight(named: GraphQLNamedType) -> int:
+    """What one object of this type costs: more when an upstream may serve it."""
+    return UPSTREAM_WEIGHT if named.name in _UPSTREAM_TYPES else 1
+
+
+def _condition_type(
+    schema: GraphQLSchema, node: InlineFragmentNode, parent: GraphQLNamedType
+) -> GraphQLNamedType:
+    """The type an inline fragment's selections are read on: its condition's, else the
+    parent's."""
+    condition = node.type_condition
+    return (schema.get_type(condition.name.value) if condition else None) or parent
+
+
+def _fragment_type(
+    schema: GraphQLSchema, fragment: FragmentDefinitionNode | None
+) -> GraphQLNamedType | None:
+    return schema.get_type(fragment.type_condition.name.value) if fragment else None
 
 
 def _operation(document: DocumentNode, name: str | None) -> OperationDefinitionNode | None:

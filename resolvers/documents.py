@@ -150,6 +150,10 @@ class DocumentChecker:
         return Checked(document, tuple(errors))
 
 
+def fragments_of(document: DocumentNode) -> dict[str, FragmentDefinitionNode]:
+    return {d.name.value: d for d in document.definitions if isinstance(d, FragmentDefinitionNode)}
+
+
 def _widest_selection_set(document: DocumentNode) -> int:
     """The most selections any one selection set holds (a loop, not recursion: the parser
     allows nesting deeper than Python's stack would)."""
@@ -213,9 +217,7 @@ def _shape_errors(document: DocumentNode, limits: QueryLimits) -> list[GraphQLEr
 
     Runs after validation, so fragments are defined, acyclic and spread on fitting types.
     """
-    fragments = {
-        d.name.value: d for d in document.definitions if isinstance(d, FragmentDefinitionNode)
-    }
+    fragments = fragments_of(document)
     shapes: dict[str, _Shape] = {}
     deepest = max(limits.max_depth, INTROSPECTION_MAX_DEPTH)
     cap = max(deepest, limits.max_aliases) + 1
