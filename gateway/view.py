@@ -62,7 +62,7 @@ from providers.records import Kind, Role
 from providers.refs import Ref
 from providers.registry import ProviderPool
 from resolvers.context import Actor, Context
-from resolvers.documents import MAX_MESSAGE_CHARS, Checked, QueryLimits, checker
+from resolvers.documents import Checked, QueryLimits, checker
 from resolvers.schema import schema
 
 log = logging.getLogger("one.gateway")
@@ -450,7 +450,7 @@ def _coded(error: GraphQLError) -> dict[str, Any]:
     code = str(extensions.pop("code", "GRAPHQL_VALIDATION_FAILED"))
     if error.locations:
         extensions["locations"] = [loc.formatted for loc in error.locations]
-    return {"code": code, "message": error.message[:MAX_MESSAGE_CHARS], **extensions}
+    return {"code": code, "message": error.message, **extensions}  # capped by the checker
 
 
 def _reason(exc: Exception) -> str:

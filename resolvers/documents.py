@@ -150,6 +150,11 @@ class DocumentChecker:
         return Checked(document, tuple(errors))
 
 
+def capped(message: str) -> str:
+    """At most `MAX_MESSAGE_CHARS` of a message: graphql-core quotes the values it refuses."""
+    return message if len(message) <= MAX_MESSAGE_CHARS else message[:MAX_MESSAGE_CHARS] + "..."
+
+
 def fragments_of(document: DocumentNode) -> dict[str, FragmentDefinitionNode]:
     return {d.name.value: d for d in document.definitions if isinstance(d, FragmentDefinitionNode)}
 
@@ -176,8 +181,7 @@ def _widest_selection_set(document: DocumentNode) -> int:
 
 def _validation_failure(error: GraphQLError) -> GraphQLError:
     error.extensions = {**(error.extensions or {}), "code": "GRAPHQL_VALIDATION_FAILED"}
-    if len(error.message) > MAX_MESSAGE_CHARS:  # graphql-core quotes the values it refuses
-        error.message = error.message[:MAX_MESSAGE_CHARS] + "..."
+    error.message = capped(error.message)
     return error
 
 
@@ -192,7 +196,7 @@ def _parse_failure(error: GraphQLError, limits: QueryLimits) -> GraphQLError:
     if "nested too deeply" in message:
         return refusal("the document is nested too deeply", "QUERY_TOO_DEEP")
     return GraphQLError(
-        message[:300],
+        capped(message),
         source=error.source,
         positions=error.positions,
         extensions={"code": "GRAPHQL_PARSE_FAILED"},

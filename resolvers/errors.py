@@ -20,7 +20,7 @@ from strawberry.schema.exceptions import CannotGetOperationTypeError, InvalidOpe
 from strawberry.types.execution import ExecutionContext
 
 from providers.errors import OneError
-from resolvers.documents import MAX_MESSAGE_CHARS
+from resolvers.documents import capped
 
 log = logging.getLogger("one.graphql")
 
@@ -50,6 +50,5 @@ def code_errors(errors: list[GraphQLError], context: ExecutionContext | None) ->
             if request_id:
                 extensions["requestId"] = request_id
             error.message = "Internal server error"
-        if len(error.message) > MAX_MESSAGE_CHARS:
-            error.message = error.message[:MAX_MESSAGE_CHARS] + "..."
+        error.message = capped(error.message)
         error.extensions = extensions
