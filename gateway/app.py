@@ -21,12 +21,14 @@ from gateway.crypto import KeyRing
 from gateway.health import CircuitEvents, check_providers_every
 from gateway.metrics import Metrics, MetricsMiddleware
 from gateway.rate_limits import RateLimits
+from gateway.realtime import Realtime
 from gateway.requests import RequestIds
 from gateway.settings import Settings, load_settings
 from gateway.store import open_store
 from gateway.tracing import TraceContext, configure_tracing
 from gateway.upstreams import UpstreamDeadlines, upstream_client, upstream_policy
 from gateway.view import OneGraphQL
+from gateway.wordpress_changes import WordPressChanges
 from providers.native import NativeStore
 from providers.registry import ProviderPool
 
@@ -53,22 +55,38 @@ def create_app(settings: Settings | None = None, *, store: NativeStore | None = 
     )
     metrics.watch_circuits(providers.upstreams)
     limits = RateLimits.from_url(settings.redis_url)
-    graphql = OneGraphQL(store, auth, providers, Admission(store, limits, settings), settings)
+    realtime = Realtime(store, settings)
+    graphql = OneGraphQL(
+        store, auth, providers, Admission(store, limits, settings), settings, realtime
+    )
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         await store.start()
+        await realtime.start()
         log.info("gateway ready on the %s store", store.engine.name)
         checks = None
         if settings.health_check_seconds > 0:
             checks = asyncio.create_task(
                 check_providers_every(settings.health_check_seconds, store, providers)
             )
+        changes = None
+        if settings.wordpress_poll_seconds > 0:
+            changes = WordPressChanges(
+                store,
+                providers,
+                seconds=settings.wordpress_poll_seconds,
+                redis_url=settings.redis_url,
+            )
+            changes.start()
         try:
             yield
         finally:
             if checks is not None:
                 checks.cancel()
+            if changes is not None:
+                await changes.stop()
+            await realtime.stop()
             await http.aclose()
             await limits.close()
             await store.close()
@@ -124,4 +142,5 @@ def create_app(settings: Settings | None = None, *, store: NativeStore | None = 
     app.state.auth = auth
     app.state.providers = providers
     app.state.keyring = keyring
+    app.state.realtime = realtime
     return app

@@ -35,6 +35,18 @@ class Settings(BaseSettings):
     encryption_key: SecretStr | None = None
     health_check_seconds: float = Field(default=300.0, ge=0)  # 0: only on demand
     redis_url: str | None = None
+    # Real-time (gateway/realtime.py, gateway/live_events.py, gateway/sse.py).
+    subscriptions_per_connection: int = Field(default=20, ge=1)
+    subscriptions_per_organization: int = Field(default=2000, ge=1)  # in each process
+    subscriber_queue: int = Field(default=256, ge=1)  # events waiting for a slow subscriber
+    event_retention: int = Field(default=10_000, ge=100)  # events per org a client may resume
+    ws_init_timeout_seconds: float = Field(default=10.0, gt=0)  # until connection_init
+    heartbeat_seconds: float = Field(default=15.0, gt=0)  # pings on WebSockets and SSE
+    subscription_recheck_seconds: float = Field(default=5.0, gt=0)  # a subscriber's access
+    # How often the relay looks for events another process committed but did not publish.
+    relay_sweep_seconds: float = Field(default=2.0, gt=0)
+    # Change detection where the backend cannot push (gateway/wordpress_changes.py); 0: off.
+    wordpress_poll_seconds: float = Field(default=30.0, ge=0)
     host: str = "127.0.0.1"
     port: int = Field(default=8000, ge=1, le=65535)
 

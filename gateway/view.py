@@ -20,6 +20,8 @@ Over HTTP, in order, each step refusing with a GraphQL-shaped error and its own 
 
 Answers are `application/graphql-response+json` when the client accepts it, with 400 for a
 request that did not execute; `application/json` otherwise, with 200 for any GraphQL result.
+A request that accepts `text/event-stream` passes the same steps and is answered as a stream
+(`gateway/sse.py`); WebSockets (`gateway/websockets.py`) authenticate in `connection_init`.
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ import json
 import logging
 from collections.abc import Mapping
 from dataclasses import replace
+from datetime import timedelta
 from typing import Any, cast
 
 from graphql import GraphQLError, OperationType, get_operation_ast
@@ -46,15 +49,19 @@ from strawberry.types.unset import UnsetType
 from gateway.admission import Admission
 from gateway.auth import Authenticator
 from gateway.persisted_queries import PersistedQueries
+from gateway.realtime import Realtime
 from gateway.requests import request_id
 from gateway.settings import Settings
+from gateway.sse import event_stream, wants_event_stream
 from gateway.trusted import Safelists
+from gateway.websockets import TransportWSHandler
 from providers.errors import (
     ForbiddenError,
     NotFoundError,
     OneError,
     QuotaExceededError,
     RateLimitedError,
+    UnauthenticatedError,
 )
 from providers.native import NativeStore
 from providers.native.trusted_documents import document_hash
@@ -104,6 +111,9 @@ class Refused(Exception):
 class OneGraphQL(GraphQL[Context, None]):
     """Strawberry's view for GraphiQL and WebSockets; HTTP requests take our path."""
 
+    graphql_transport_ws_handler_class = TransportWSHandler
+    max_subscriptions_per_connection = None  # counted by the subscriptions themselves
+
     def __init__(
         self,
         store: NativeStore,
@@ -111,8 +121,16 @@ class OneGraphQL(GraphQL[Context, None]):
         providers: ProviderPool,
         admission: Admission,
         settings: Settings,
+        realtime: Realtime,
     ) -> None:
-        super().__init__(schema, graphql_ide="graphiql")
+        super().__init__(
+            schema,
+            graphql_ide="graphiql",
+            keep_alive=True,  # the legacy protocol's `ka` messages
+            keep_alive_interval=settings.heartbeat_seconds,
+            connection_init_wait_timeout=timedelta(seconds=settings.ws_init_timeout_seconds),
+        )
+        self.realtime = realtime
         self.store = store
         self.auth = auth
         self.providers = providers
@@ -138,6 +156,8 @@ class OneGraphQL(GraphQL[Context, None]):
         try:
             if _wants_graphiql(request):
                 response: Response = await self.render_graphql_ide(request)
+            elif wants_event_stream(request.headers.get("accept")):
+                response = await self._stream(request)
             else:
                 media = _response_media(request.headers.get("accept"))
                 response = await self._serve(request, media)
@@ -178,6 +198,51 @@ class OneGraphQL(GraphQL[Context, None]):
         except (CannotGetOperationTypeError, MissingQueryError) as exc:
             raise Refused(400, "BAD_REQUEST", _reason(exc)) from None
         return _result(result, media)
+
+    async def _stream(self, request: Request) -> Response:
+        """The same steps as `_serve`, answered as an event stream (gateway/sse.py); a GET
+        may subscribe, since a subscription changes nothing (EventSource sends only GETs)."""
+        if request.method not in _OPERATIONS:
+            raise Refused(405, "METHOD_NOT_ALLOWED", "use GET or POST", {"Allow": "GET, POST"})
+        if request.method == "POST":
+            self._prevent_csrf(request)
+        params = await self._params(request)
+        query, digest = self._persisted(params)
+        actor = await self._admit(request)
+        if query is None:
+            query = await self._trusted_text(actor, digest)
+        checked = self._check_document(query, params, request.method)
+        if isinstance(actor, OneError):
+            status = 401 if isinstance(actor, UnauthenticatedError) else 403
+            raise Refused(status, actor.code, actor.message, **actor.extensions)
+        await self._require_trusted(actor, query)
+        context = await self._context(request, actor)
+        context.checked = checked
+        headers = request.headers
+        context.live = self.realtime.session(
+            (
+                headers.get("authorization"),
+                headers.get("x-api-key"),
+                headers.get("x-one-organization"),
+            ),
+            self._actor,
+            resume_after=headers.get("last-event-id"),
+        )
+        allowed = {*_OPERATIONS[request.method], StrawberryOperation.SUBSCRIPTION}
+        results = await self.schema.stream(
+            query,
+            variable_values=params.get("variables"),
+            context_value=context,
+            operation_name=params.get("operationName"),
+            operation_extensions=params.get("extensions"),
+            allowed_operation_types=allowed,
+        )
+        return event_stream(
+            results,
+            context.live,
+            heartbeat=self.settings.heartbeat_seconds,
+            formatted=_formatted,
+        )
 
     def _prevent_csrf(self, request: Request) -> None:
         if not self.settings.csrf_prevention:
@@ -253,7 +318,7 @@ class OneGraphQL(GraphQL[Context, None]):
                 if name is not None
                 else "Must provide operation name if query contains multiple operations.",
             )
-        if method == "GET" and operation.operation is not OperationType.QUERY:
+        if method == "GET" and operation.operation is OperationType.MUTATION:
             raise Refused(405, "METHOD_NOT_ALLOWED", "send mutations with POST", {"Allow": "POST"})
         return checked
 
@@ -330,6 +395,15 @@ class OneGraphQL(GraphQL[Context, None]):
         actor = context.actor_or_error
         if isinstance(actor, OneError):
             raise ConnectionRejectionError({"message": actor.message})
+        context.live = self.realtime.session(
+            (
+                params.get("authorization"),
+                params.get("x-api-key"),
+                params.get("x-one-organization"),
+            ),
+            self._actor,
+            resume_after=None,
+        )
         context.cost_budget = await self.admission.cost_budget(actor)
         context.admit = lambda: self.admission.admit(actor)
         context.trusted = lambda query: self.safelists.allows(actor, query)
@@ -459,6 +533,12 @@ def _reason(exc: Exception) -> str:
 
 
 def _result(result: ExecutionResult, media: str) -> Response:
+    body = _formatted(result)
+    status = 400 if "data" not in body and media == GRAPHQL_RESPONSE else 200
+    return _json(body, status, media)
+
+
+def _formatted(result: ExecutionResult) -> dict[str, Any]:
     errors = result.errors or []
     # Errors without a path came before execution: the request did not run, so no `data`.
     not_run = result.data is None and bool(errors) and all(not e.path for e in errors)
@@ -467,8 +547,7 @@ def _result(result: ExecutionResult, media: str) -> Response:
         body["errors"] = [e.formatted for e in errors]
     if result.extensions:
         body["extensions"] = result.extensions
-    status = 400 if not_run and media == GRAPHQL_RESPONSE else 200
-    return _json(body, status, media)
+    return body
 
 
 def _json(

@@ -8,15 +8,19 @@ engine only translates conditions and rows. A row is a dict of plain Python valu
 
 from __future__ import annotations
 
+import logging
+from collections.abc import Callable
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from typing import Any, Literal, Protocol
 
 from providers.errors import ConflictError
 
+log = logging.getLogger("one.store")
+
 Row = dict[str, Any]
 Op = Literal["eq", "in", "lt", "le", "gt", "ge", "null_or_gt", "contains"]
-ColumnType = Literal["text", "json", "datetime"]
+ColumnType = Literal["text", "json", "datetime", "integer"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -111,8 +115,12 @@ TABLES: dict[str, Table] = {
                 "target_ref": "text",
                 "timestamp": "datetime",
                 "metadata": "json",
+                # The event's place in its organization's stream: 1, 2, 3... in commit order
+                # (see `event_streams`); what subscribers resume from.
+                "seq": "integer",
             },
             indexes=(
+                ("org_id", "seq"),
                 ("org_id", "timestamp", "id"),
                 ("org_id", "target_ref", "timestamp"),
                 ("org_id", "actor_ref", "timestamp"),
@@ -187,6 +195,32 @@ TABLES: dict[str, Table] = {
             "organization_settings",
             {"id": "text", "safelist_mode": "text", "updated_at": "datetime"},
         ),
+        Table(
+            # One row per organization (id = the organization's id): the last sequence number
+            # given to its events, and the last one known to be published to subscribers.
+            "event_streams",
+            {"id": "text", "last_seq": "integer", "published_seq": "integer"},
+        ),
+        Table(
+            # Webhook deliveries already taken in (id = a hash of provider, organization and
+            # the delivery's own id), so a retried delivery is not processed twice.
+            "webhook_deliveries",
+            {"id": "text", "org_id": "text", "provider": "text", "received_at": "datetime"},
+            indexes=(("received_at",),),
+        ),
+        Table(
+            # Where change detection stands for an organization's provider (id =
+            # "<org id>:<provider>"): a high-water mark, and the ids it has seen.
+            "change_watermarks",
+            {
+                "id": "text",
+                "org_id": "text",
+                "provider": "text",
+                "watermark": "text",
+                "known_ids": "json",
+                "updated_at": "datetime",
+            },
+        ),
     )
 }
 
@@ -215,10 +249,18 @@ class Transaction(Reader, Protocol):
 
     async def update(self, table: str, id: str, fields: Row) -> None: ...
 
+    async def increment(self, table: str, id: str, field: str) -> int:
+        """Add one to the integer `field` of row `id` (made, at 1, when missing) and return the
+        new value. The row stays locked until the transaction ends, so two transactions that
+        increment the same row commit in the order of the numbers they got."""
+        ...
+
 
 class Engine(Reader, Protocol):
     name: str
-    queries: int  # store round trips since start: what benchmarks and tests count
+    # Store round trips since start: what benchmarks and tests count. The relay's bookkeeping
+    # (`raise_to`) runs beside requests and is not counted.
+    queries: int
 
     async def start(self) -> None: ...
 
@@ -231,6 +273,29 @@ class Engine(Reader, Protocol):
     ) -> list[Row]:
         """The first `limit` rows by `order` for each value of `per`, in one query."""
         ...
+
+    async def raise_to(self, table: str, id: str, field: str, value: int) -> None:
+        """Set the integer `field` of row `id` to `value` unless it is already higher (made
+        when missing): a mark that several processes move and none moves back."""
+        ...
+
+    def on_commit(self, table: str, listener: Callable[[Row], None]) -> None:
+        """Call `listener` with each row inserted into `table`, in insertion order, once the
+        transaction that inserted it has committed (never for one that rolled back)."""
+        ...
+
+
+def committed(
+    listeners: dict[str, list[Callable[[Row], None]]], inserted: list[tuple[str, Row]]
+) -> None:
+    """Tell `on_commit` listeners of a committed transaction's rows. The transaction stands
+    whatever a listener does, so a listener's failure is logged, not raised."""
+    for table, row in inserted:
+        for listener in listeners.get(table, ()):
+            try:
+                listener(row)
+            except Exception:
+                log.exception("an on_commit listener of %s failed", table)
 
 
 def conflict(table: str, field: str | None) -> ConflictError:

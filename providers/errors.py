@@ -9,6 +9,10 @@ OneError
  ├── ConflictError            CONFLICT         a unique value that is already taken
  ├── RateLimitedError         RATE_LIMITED     too many requests from one actor;
  │                                             `retryAfter` says when
+ ├── StreamError                               a subscription that cannot go on
+ │    ├── SubscriberTooSlowError  SUBSCRIBER_TOO_SLOW     fell too far behind its events
+ │    ├── CursorExpiredError      CURSOR_EXPIRED          resumes from before the retention
+ │    └── TooManySubscriptionsError TOO_MANY_SUBSCRIPTIONS over a connection's or org's cap
  └── ProviderError            PROVIDER_ERROR   an upstream failed; `retryable` says if
                                                trying again may help
 """
@@ -62,6 +66,22 @@ class QuotaExceededError(OneError):
 
 class RateLimitedError(OneError):
     code = "RATE_LIMITED"
+
+
+class StreamError(OneError):
+    code = "STREAM_ERROR"
+
+
+class SubscriberTooSlowError(StreamError):
+    code = "SUBSCRIBER_TOO_SLOW"
+
+
+class CursorExpiredError(StreamError):
+    code = "CURSOR_EXPIRED"
+
+
+class TooManySubscriptionsError(StreamError):
+    code = "TOO_MANY_SUBSCRIPTIONS"
 
 
 class ProviderError(OneError):

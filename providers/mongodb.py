@@ -10,16 +10,17 @@ does).
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import re
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from typing import Any
 
-from pymongo import ASCENDING, DESCENDING
+from pymongo import ASCENDING, DESCENDING, ReturnDocument
 from pymongo.errors import DuplicateKeyError
 
-from providers.engine import TABLES, AnyOf, Cond, Order, Row, Where, conflict
+from providers.engine import TABLES, AnyOf, Cond, Order, Row, Where, committed, conflict
 
 log = logging.getLogger(__name__)
 
@@ -92,6 +93,8 @@ class MongoEngine:
         self._db = client[database]
         self.queries = 0
         self.transactions_supported = False
+        self._listeners: dict[str, list[Callable[[Row], None]]] = {}
+        self._sequence_lock = asyncio.Lock()
 
     async def start(self) -> None:
         hello = await self._client.admin.command("hello")
@@ -161,6 +164,12 @@ class MongoEngine:
         self.queries += 1
         return int(await self._db[table].count_documents(_filter(where), session=session))
 
+    def on_commit(self, table: str, listener: Callable[[Row], None]) -> None:
+        self._listeners.setdefault(table, []).append(listener)
+
+    async def raise_to(self, table: str, id: str, field: str, value: int) -> None:
+        await self._db[table].update_one({"_id": id}, {"$max": {field: value}}, upsert=True)
+
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[_MongoTransaction]:
         if not self.transactions_supported:
@@ -169,13 +178,19 @@ class MongoEngine:
                 yield tx
             except BaseException:
                 await tx.undo()
+                tx.release()
                 raise
-            return
-        async with (
-            self._client.start_session() as session,
-            await session.start_transaction(),
-        ):
-            yield _MongoTransaction(self, session=session)
+        else:
+            async with self._client.start_session() as session:
+                tx = _MongoTransaction(self, session=session)
+                try:
+                    async with await session.start_transaction():
+                        yield tx
+                except BaseException:
+                    tx.release()
+                    raise
+        committed(self._listeners, tx.inserted)
+        tx.release()
 
 
 class _MongoTransaction:
@@ -183,6 +198,13 @@ class _MongoTransaction:
         self._engine = engine
         self._session = session
         self._undo: list[Callable[[], Awaitable[Any]]] = []
+        self.inserted: list[tuple[str, Row]] = []  # rows of watched tables, for on_commit
+        self._sequenced = False
+
+    def release(self) -> None:
+        if self._sequenced:
+            self._sequenced = False
+            self._engine._sequence_lock.release()
 
     async def find(
         self, table: str, where: Where, *, order: Order | None = None, limit: int | None = None
@@ -202,6 +224,28 @@ class _MongoTransaction:
             raise conflict(table, field) from None
         if self._session is None:
             self._undo.append(lambda: collection.delete_one({"_id": row["id"]}))
+        if table in self._engine._listeners:
+            self.inserted.append((table, row))
+
+    async def increment(self, table: str, id: str, field: str) -> int:
+        collection = self._engine._db[table]
+        if not self._sequenced:
+            # Numbers must follow commit order: one sequenced transaction at a time in this
+            # process (on a replica set, another process's is refused with a write conflict
+            # rather than interleaved).
+            await self._engine._sequence_lock.acquire()
+            self._sequenced = True
+        self._engine.queries += 1
+        after = await collection.find_one_and_update(
+            {"_id": id},
+            {"$inc": {field: 1}},
+            upsert=True,
+            return_document=ReturnDocument.AFTER,
+            session=self._session,
+        )
+        # A failed transaction leaves a number unused, never given twice: readers of the
+        # sequence skip holes.
+        return int(after[field])
 
     async def update(self, table: str, id: str, fields: Row) -> None:
         collection = self._engine._db[table]

@@ -234,6 +234,7 @@ class Event:
     target_ref: str | None
     timestamp: datetime = field(default_factory=utcnow)
     metadata: JSONObject = field(default_factory=dict)
+    seq: int | None = None  # its place in the organization's event stream (1, 2, 3...)
 
 
 @dataclass(frozen=True, slots=True)

@@ -22,13 +22,25 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any, TypeVar
 
-from providers.engine import TABLES, AnyOf, Cond, Order, Row, Table, Where, conflict
+from providers.engine import (
+    TABLES,
+    AnyOf,
+    Cond,
+    Order,
+    Row,
+    Table,
+    Where,
+    committed,
+    conflict,
+)
 
 T = TypeVar("T")
 
 _SQL_OPS = {"eq": "=", "lt": "<", "le": "<=", "gt": ">", "ge": ">="}
-_SCHEMA_VERSION = 5  # 2: provider_configs; 3: provider_configs.health; 4: api_keys;
-# 5: trusted_documents, organization_settings
+_SCHEMA_VERSION = 6  # 2: provider_configs; 3: provider_configs.health; 4: api_keys;
+# 5: trusted_documents, organization_settings; 6: events.seq, event_streams, webhook_deliveries,
+# change_watermarks
+_SQL_TYPES = {"text": "TEXT", "json": "TEXT", "datetime": "TEXT", "integer": "INTEGER"}
 
 
 def _encode(table: Table, row: Row) -> dict[str, Any]:
@@ -123,9 +135,8 @@ def _select_sql(
 
 
 def _ddl(table: Table) -> list[str]:
-    sql_types = {"text": "TEXT", "json": "TEXT", "datetime": "TEXT"}
     columns = ", ".join(
-        f'"{name}" {sql_types[kind]}{" PRIMARY KEY" if name == "id" else ""}'
+        f'"{name}" {_SQL_TYPES[kind]}{" PRIMARY KEY" if name == "id" else ""}'
         for name, kind in table.columns.items()
     )
     statements = [f'CREATE TABLE IF NOT EXISTS "{table.name}" ({columns}) WITHOUT ROWID']
@@ -155,6 +166,7 @@ class SQLiteEngine:
         self._write_lock = asyncio.Lock()
         self._connections: list[sqlite3.Connection] = []
         self._connections_lock = threading.Lock()
+        self._listeners: dict[str, list[Callable[[Row], None]]] = {}
 
     def _connection(self) -> sqlite3.Connection:
         conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
@@ -189,7 +201,8 @@ class SQLiteEngine:
                 # Migrations only ever add columns: add the ones an older file lacks.
                 have = {row[1] for row in conn.execute(f'PRAGMA table_info("{table.name}")')}
                 for column in table.columns.keys() - have:
-                    conn.execute(f'ALTER TABLE "{table.name}" ADD COLUMN "{column}" TEXT')
+                    kind = _SQL_TYPES[table.columns[column]]
+                    conn.execute(f'ALTER TABLE "{table.name}" ADD COLUMN "{column}" {kind}')
             conn.execute(f"PRAGMA user_version={_SCHEMA_VERSION}")
             conn.execute("COMMIT")
 
@@ -259,21 +272,39 @@ class SQLiteEngine:
         self.queries += 1
         return int(await self._run(pool, lambda c: c.execute(sql, params).fetchone()[0]))
 
+    def on_commit(self, table: str, listener: Callable[[Row], None]) -> None:
+        self._listeners.setdefault(table, []).append(listener)
+
+    async def raise_to(self, table_name: str, id: str, field: str, value: int) -> None:
+        table = TABLES[table_name]
+        if table.columns.get(field) != "integer":
+            raise ValueError(f"{table.name}.{field} is not an integer column")
+        sql = (
+            f'INSERT INTO "{table.name}" (id, "{field}") VALUES (?, ?) ON CONFLICT(id) DO UPDATE '
+            f'SET "{field}" = max(coalesce("{field}", 0), excluded."{field}")'
+        )
+        async with self._write_lock:
+            await self._run(self._writer, lambda c: c.execute(sql, [id, value]))
+
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[_SQLiteTransaction]:
         async with self._write_lock:
             await self._run(self._writer, lambda c: c.execute("BEGIN IMMEDIATE"))
+            tx = _SQLiteTransaction(self)
             try:
-                yield _SQLiteTransaction(self)
+                yield tx
             except BaseException:
                 await asyncio.shield(self._run(self._writer, lambda c: c.execute("ROLLBACK")))
                 raise
             await asyncio.shield(self._run(self._writer, lambda c: c.execute("COMMIT")))
+            # Still under the lock: listeners hear transactions in the order they committed.
+            committed(self._listeners, tx.inserted)
 
 
 class _SQLiteTransaction:
     def __init__(self, engine: SQLiteEngine) -> None:
         self._engine = engine
+        self.inserted: list[tuple[str, Row]] = []  # rows of watched tables, for on_commit
 
     async def find(
         self, table: str, where: Where, *, order: Order | None = None, limit: int | None = None
@@ -289,6 +320,22 @@ class _SQLiteTransaction:
         columns = ", ".join(f'"{c}"' for c in values)
         sql = f'INSERT INTO "{table.name}" ({columns}) VALUES ({",".join("?" * len(values))})'
         await self._execute(table, sql, list(values.values()))
+        if table_name in self._engine._listeners:
+            self.inserted.append((table_name, row))
+
+    async def increment(self, table_name: str, id: str, field: str) -> int:
+        table = TABLES[table_name]
+        if table.columns.get(field) != "integer":
+            raise ValueError(f"{table.name}.{field} is not an integer column")
+        sql = (
+            f'INSERT INTO "{table.name}" (id, "{field}") VALUES (?, 1) ON CONFLICT(id) DO UPDATE '
+            f'SET "{field}" = coalesce("{field}", 0) + 1 RETURNING "{field}"'
+        )
+        self._engine.queries += 1
+        row = await self._engine._run(
+            self._engine._writer, lambda c: c.execute(sql, [id]).fetchone()
+        )
+        return int(row[0])
 
     async def update(self, table_name: str, id: str, fields: Row) -> None:
         table = TABLES[table_name]

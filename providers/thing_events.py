@@ -38,5 +38,16 @@ def status_changed(thing: Thing, before: ThingStatus) -> ThingEvent:
 
 
 def _event(type: str, thing: Thing, metadata: JSONObject) -> ThingEvent:
+    # `thing_type` lets subscribers filter without loading the thing; `version` (the thing's
+    # updated_at) lets change detection recognise the echo of the gateway's own write.
     target = str(Ref(Kind.THING, thing.provider, thing.id))
-    return ThingEvent(type, target, {**metadata, "provider": thing.provider})
+    return ThingEvent(
+        type,
+        target,
+        {
+            "thing_type": thing.type,
+            **metadata,
+            "provider": thing.provider,
+            "version": thing.updated_at.isoformat(),
+        },
+    )

@@ -3,16 +3,17 @@ and its thing service."""
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
 from functools import cached_property
-from typing import Any
+from typing import Any, Protocol
 
 import strawberry
 
 from providers.errors import OneError, UnauthenticatedError
 from providers.native import NativeStore
-from providers.records import Kind, Role
+from providers.records import Event, Kind, Role
 from providers.refs import native_ref
 from providers.registry import ProviderPool
 from providers.things import ThingService
@@ -39,6 +40,30 @@ async def _zero() -> int:
     return 0
 
 
+class LiveFeed(Protocol):
+    """An organization's events as they commit (gateway/live_events.py)."""
+
+    def follow(
+        self, org_id: str, after: int | None
+    ) -> AbstractAsyncContextManager[AsyncIterator[Event | None]]:
+        """Events after `after` (or from now), in order; `None` when a while passed without."""
+        ...
+
+
+@dataclass
+class Live:
+    """What a subscription needs besides the request's context: set by the transports."""
+
+    feed: LiveFeed
+    # The actor as the connection's credentials name them now (a revoked key or membership
+    # gives its error); `fresh=True` skips the short cache.
+    current_actor: Callable[[bool], Awaitable[Actor | OneError]]
+    max_subscriptions: int = 20  # on one connection
+    open_subscriptions: int = 0
+    resume_after: str | None = None  # SSE's Last-Event-ID
+    position: str | None = None  # the cursor of the event just yielded (SSE's `id:`)
+
+
 @dataclass
 class Context:
     """Built fresh for each request (or WebSocket operation) by the gateway."""
@@ -62,6 +87,15 @@ class Context:
     # Over WebSocket, whether the organization's safelist lets a document run.
     trusted: Callable[[str], Awaitable[bool]] | None = None
     checked: Checked | None = None  # the document, already checked by the HTTP view
+    live: Live | None = None  # on WebSockets and SSE streams
+
+    def renew(self, actor: Actor) -> None:
+        """A long-lived context (a subscription) before it resolves the next event: the
+        actor as they are now, and fresh loaders so nothing read for an earlier event is
+        served again."""
+        self.actor_or_error = actor
+        for name in ("loaders", "router", "things"):
+            self.__dict__.pop(name, None)
 
     @property
     def actor(self) -> Actor:

@@ -26,6 +26,13 @@ class Event(Node):
     timestamp: datetime
     record: strawberry.Private[EventRecord]
 
+    @strawberry.field(
+        description="Its place in the organization's event stream: pass as `after:` to "
+        "`eventAdded` or `thingChanged` to resume after it."
+    )
+    def cursor(self) -> str | None:
+        return str(self.record.seq) if self.record.seq is not None else None
+
     @strawberry.field(description="Details of the event; configuration details for owners only.")
     def metadata(self, info: Info) -> JSON:
         return JSON(event_metadata(info.context.actor, self.record.type, self.record.metadata))

@@ -20,6 +20,7 @@ from resolvers import (
     organizations,
     people,
     provider_settings,
+    subscriptions,
     things,
     trusted_documents,
 )
@@ -74,6 +75,17 @@ class Mutation:
     set_safelist_mode = _mutation(trusted_documents.set_safelist_mode)
 
 
+@strawberry.type
+class Subscription:
+    event_added = strawberry.subscription(
+        resolver=subscriptions.event_added, description=inspect.getdoc(subscriptions.event_added)
+    )
+    thing_changed = strawberry.subscription(
+        resolver=subscriptions.thing_changed,
+        description=inspect.getdoc(subscriptions.thing_changed),
+    )
+
+
 class OneSchema(strawberry.Schema):
     def process_errors(
         self, errors: list[GraphQLError], execution_context: ExecutionContext | None = None
@@ -85,6 +97,7 @@ def build_schema(**kwargs: Any) -> strawberry.Schema:
     return OneSchema(
         query=Query,
         mutation=Mutation,
+        subscription=Subscription,
         types=[
             things.BlogPost,
             things.Product,

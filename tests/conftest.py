@@ -163,9 +163,16 @@ def wordpress(tmp_path_factory: pytest.TempPathFactory) -> Iterator[WordPress]:
 @pytest.fixture
 def app(tmp_path: Path) -> Starlette:
     # Generous rate limits: most tests send requests back to back; the tests of the limits
-    # themselves (tests/gateway/test_protection.py) set their own.
+    # themselves (tests/gateway/test_protection.py) set their own. The relay's sweep for
+    # events another process left unpublished reads the store in the background: off here,
+    # where tests count each request's store queries (tests/gateway/test_realtime.py has it).
     settings = load_settings(
-        env="test", data_dir=tmp_path, jwt_secret=JWT_SECRET, actor_rate=1000, actor_burst=1000
+        env="test",
+        data_dir=tmp_path,
+        jwt_secret=JWT_SECRET,
+        actor_rate=1000,
+        actor_burst=1000,
+        relay_sweep_seconds=3600,
     )
     return create_app(settings)
 

@@ -46,11 +46,11 @@ class _Collection:
     async def insert_one(self, doc: dict[str, Any], session: Any = None) -> Any:
         return self._c.insert_one(doc)
 
-    async def find_one_and_update(self, *args: Any, session: Any = None) -> Any:
-        return self._c.find_one_and_update(*args)
+    async def find_one_and_update(self, *args: Any, session: Any = None, **kwargs: Any) -> Any:
+        return self._c.find_one_and_update(*args, **kwargs)
 
-    async def update_one(self, *args: Any, session: Any = None) -> Any:
-        return self._c.update_one(*args)
+    async def update_one(self, *args: Any, session: Any = None, **kwargs: Any) -> Any:
+        return self._c.update_one(*args, **kwargs)
 
     async def delete_one(self, *args: Any, session: Any = None) -> Any:
         return self._c.delete_one(*args)

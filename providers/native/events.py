@@ -32,7 +32,8 @@ async def record_event(
     target_ref: str | None,
     metadata: JSONObject,
 ) -> Event:
-    """Append an event inside `tx`, so it commits with the change it tells of."""
+    """Append an event inside `tx`, so it commits with the change it tells of, numbered in
+    its organization's stream in commit order (the relay publishes it once committed)."""
     event = Event(
         id=new_local_id(),
         org_id=org_id,
@@ -40,6 +41,7 @@ async def record_event(
         actor_ref=actor_ref,
         target_ref=target_ref,
         metadata=metadata,
+        seq=await tx.increment("event_streams", org_id, "last_seq"),
     )
     await tx.insert("events", to_row(event))
     return event
@@ -101,3 +103,37 @@ class Events:
         for event in (Event(**r) for r in rows):
             found[event.target_ref or ""].append(event)
         return {ref: found.get(ref, []) for ref in target_refs}
+
+    # The organization's event stream, in `seq` order: what the relay publishes and what a
+    # subscriber resumes from (gateway/relay.py, gateway/live_events.py).
+
+    async def in_stream(
+        self, org_id: str, *, after: int, until: int | None = None, limit: int = 500
+    ) -> list[Event]:
+        """Events with `after < seq <= until`, in stream order, at most `limit` of them."""
+        where: Where = [Cond("org_id", "eq", org_id), Cond("seq", "gt", after)]
+        if until is not None:
+            where.append(Cond("seq", "le", until))
+        rows = await self._engine.find("events", where, order=Order("seq"), limit=limit)
+        return [Event(**r) for r in rows]
+
+    async def stream_heads(self) -> list[StreamHead]:
+        """Each organization's last numbered event and last one known to be published."""
+        rows = await self._engine.find("event_streams", [])
+        return [
+            StreamHead(r["id"], int(r["last_seq"] or 0), int(r["published_seq"] or 0)) for r in rows
+        ]
+
+    async def last_seq(self, org_id: str) -> int:
+        rows = await self._engine.find("event_streams", [Cond("id", "eq", org_id)], limit=1)
+        return int(rows[0]["last_seq"] or 0) if rows else 0
+
+    async def mark_published(self, org_id: str, seq: int) -> None:
+        await self._engine.raise_to("event_streams", org_id, "published_seq", seq)
+
+
+@dataclass(frozen=True, slots=True)
+class StreamHead:
+    org_id: str
+    last_seq: int
+    published_seq: int

@@ -76,6 +76,7 @@ async def test_create_then_get(subject: Subject) -> None:
         "thing_type": subject.thing_type,
         "status": "draft",
         "provider": subject.provider.name,
+        "version": made.updated_at.isoformat(),
     }
 
 

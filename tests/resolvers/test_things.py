@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import datetime
+
 from typing import Any
 
 import pytest
@@ -37,7 +39,9 @@ def test_create_thing_returns_concrete_type_owner_and_writes_event(api: Api) -> 
     [event] = events_of(api, thing["id"])
     assert event["type"] == "entity_created" and event["actor"]["email"] == "olivia@acme.example"
     assert event["target"]["id"] == thing["id"]
+    version = event["metadata"].pop("version")
     assert event["metadata"] == {"thing_type": "blog_post", "status": "draft", "provider": "native"}
+    assert datetime.fromisoformat(version).tzinfo is not None
     fetched = api.data(
         """query($id: ID!) { thing(id: $id) { id ... on BlogPost { content } } }""",
         {"id": thing["id"]},
@@ -138,10 +142,12 @@ def test_lifecycle_forward_then_archived_is_final(api: Api) -> None:
         "entity_created",
     ]
     assert events[0]["metadata"] == {
+        "thing_type": "course",
         "fields": ["status"],
         "from": "published",
         "to": "archived",
         "provider": "native",
+        "version": events[0]["metadata"]["version"],
     }
 
 
