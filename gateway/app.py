@@ -28,6 +28,7 @@ from gateway.store import open_store
 from gateway.tracing import TraceContext, configure_tracing
 from gateway.upstreams import UpstreamDeadlines, upstream_client, upstream_policy
 from gateway.view import OneGraphQL
+from gateway.webhooks import webhook_routes
 from gateway.wordpress_changes import WordPressChanges
 from providers.native import NativeStore
 from providers.registry import ProviderPool
@@ -120,6 +121,7 @@ def create_app(settings: Settings | None = None, *, store: NativeStore | None = 
             Route("/healthz", healthz),
             Route("/readyz", readyz),
             Route("/metrics", metrics_endpoint),
+            *webhook_routes(store, keyring),
         ],
         middleware=[
             Middleware(RequestIds),

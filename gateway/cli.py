@@ -204,7 +204,13 @@ def _serve(settings: Settings, demo: bool) -> None:
             f"Other roles: .venv/bin/one-gateway token --org acme --role org_user\n",
             flush=True,
         )
-    uvicorn.run(create_app(settings), host=settings.host, port=settings.port, log_level="info")
+    uvicorn.run(
+        create_app(settings),
+        host=settings.host,
+        port=settings.port,
+        log_level="info",
+        timeout_graceful_shutdown=settings.shutdown_grace_seconds,
+    )
 
 
 def main(argv: Sequence[str] | None = None) -> int:

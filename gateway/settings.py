@@ -47,6 +47,8 @@ class Settings(BaseSettings):
     relay_sweep_seconds: float = Field(default=2.0, gt=0)
     # Change detection where the backend cannot push (gateway/wordpress_changes.py); 0: off.
     wordpress_poll_seconds: float = Field(default=30.0, ge=0)
+    # At shutdown, how long open streams (SSE, WebSockets) may take before they are cut.
+    shutdown_grace_seconds: int = Field(default=5, ge=1)
     host: str = "127.0.0.1"
     port: int = Field(default=8000, ge=1, le=65535)
 

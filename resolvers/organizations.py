@@ -19,7 +19,7 @@ import strawberry
 from strawberry import UNSET
 from strawberry.scalars import JSON
 
-from providers.errors import ForbiddenError, NotFoundError
+from providers.errors import ForbiddenError, InvalidInputError, NotFoundError
 from providers.records import Kind
 from providers.records import Organization as OrganizationRecord
 from resolvers.context import Info
@@ -200,3 +200,18 @@ async def add_member(info: Info, input: AddMemberInput) -> AddMemberPayload:
     return AddMemberPayload(
         person=Person.from_record(person), membership=Membership.from_record(membership)
     )
+
+
+async def remove_member(info: Info, person_id: strawberry.ID) -> bool:
+    """End a person's membership of your organization: their tokens stop working, and their
+    subscriptions end, within seconds."""
+    actor = require(info.context.actor, Action.MANAGE_MEMBERS)
+    person = parse_id(person_id, Kind.PERSON, "personId").local_id
+    if person == actor.person_id:
+        raise InvalidInputError("you cannot remove yourself", field="personId")
+    membership = (await info.context.store.people.memberships(actor.org_id, [person])).get(person)
+    if membership is None:
+        raise NotFoundError("no such member in this organization", field="personId")
+    require_grant(actor, membership.role)  # nobody removes a role they could not give
+    await info.context.store.people.remove_member(actor.org_id, person, actor_ref=actor.ref)
+    return True

@@ -23,6 +23,7 @@ from resolvers import (
     subscriptions,
     things,
     trusted_documents,
+    webhooks,
 )
 from resolvers.errors import code_errors
 from resolvers.guard import RequestGuard
@@ -52,12 +53,14 @@ class Query:
     api_keys = _query(api_keys.api_keys)
     safelist_mode = _query(trusted_documents.safelist_mode)
     trusted_documents = _query(trusted_documents.trusted_documents)
+    notion_verification_token = _query(webhooks.notion_verification_token)
 
 
 @strawberry.type
 class Mutation:
     create_organization = _mutation(organizations.create_organization)
     add_member = _mutation(organizations.add_member)
+    remove_member = _mutation(organizations.remove_member)
     create_thing = _mutation(things.create_thing)
     update_thing = _mutation(things.update_thing)
     change_thing_status = _mutation(things.change_thing_status)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from providers.engine import Engine
 from providers.native.api_keys import ApiKeys
+from providers.native.change_watermarks import ChangeWatermarks
 from providers.native.connections import Connections, Direction
 from providers.native.events import EventQuery, Events
 from providers.native.knowledge import KnowledgeBase
@@ -50,6 +51,7 @@ class NativeStore:
         self.provider_configs = ProviderConfigs(engine)
         self.api_keys = ApiKeys(engine)
         self.trusted_documents = TrustedDocuments(engine)
+        self.change_watermarks = ChangeWatermarks(engine)
 
     async def start(self) -> None:
         await self.engine.start()

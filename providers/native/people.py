@@ -106,6 +106,25 @@ class People:
             membership = await join(tx, org_id, person.id, role, actor_ref=actor_ref, name=name)
         return as_member(person, membership), membership
 
+    async def remove_member(self, org_id: str, person_id: str, *, actor_ref: str | None) -> None:
+        """End `person_id`'s membership of `org_id` now (kept, with its end, as history), with
+        its `user_left_org` event; their tokens stop working with their next check."""
+        person_ref = native_ref(Kind.PERSON, person_id)
+        async with self._engine.transaction() as tx:
+            where = [*membership_where(org_id, utcnow()), Cond("from_ref", "eq", person_ref)]
+            found = await tx.find("connections", where, limit=1)
+            if not found:
+                raise NotFoundError("no such member in this organization", field="personId")
+            await tx.update("connections", found[0]["id"], {"valid_to": utcnow()})
+            await record_event(
+                tx,
+                org_id,
+                "user_left_org",
+                actor_ref=actor_ref,
+                target_ref=person_ref,
+                metadata={"connection_id": found[0]["id"]},
+            )
+
 
 async def join(
     tx: Transaction,
