@@ -78,6 +78,9 @@ class NotionConfig(BaseModel):
     timeout_seconds: float = Field(default=10.0, gt=0, le=60)
     # Attempts after the first (429s, and 5xx of reads), within ONE_UPSTREAM_ATTEMPTS.
     max_retries: int = Field(default=5, ge=0, le=20)
+    # Notion's one-time webhook verification token, which keys every event's signature;
+    # the gateway keeps the one Notion sends (see gateway/webhooks.py).
+    webhook_verification_token: SecretStr | None = None
 
     @field_validator("database_id")
     @classmethod

@@ -87,6 +87,8 @@ class ShopifyConfig(BaseModel):
     timeout_seconds: float = Field(default=10.0, gt=0, le=60)
     # Attempts after the first (throttles and 5xx of reads), within ONE_UPSTREAM_ATTEMPTS.
     max_retries: int = Field(default=6, ge=0, le=20)
+    # The app's client secret (or the store's webhook signing key) that signs webhooks.
+    webhook_secret: SecretStr | None = None
 
 
 def _parse_local_id(id: str) -> str:

@@ -16,13 +16,22 @@ What it holds to, as Notion documents it (../shared/UPSTREAMS.md and developers.
   not exist or is not shared with the integration is 404 `object_not_found`.
 - Rate limit: on average 3 requests per second with short bursts (`burst` requests at once);
   past it, 429 `rate_limited` with `Retry-After` in seconds.
+- Webhooks: `subscribe_webhook(url)` POSTs the one-time `{"verification_token": ...}`; once
+  `verify_webhook` is given that token back (as the operator pastes it into Notion), page
+  changes are POSTed as events (`page.created`, `page.properties_updated`,
+  `page.content_updated`, `page.deleted`, `page.undeleted`) naming the page, not its content,
+  signed `X-Notion-Signature: sha256=<hex HMAC-SHA256 of the raw body, keyed with the token>`,
+  and retried with backoff (`attempt_number` counts) until answered 2xx.
 """
 
 from __future__ import annotations
 
 import copy
+import hashlib
+import hmac
 import json
 import math
+import secrets
 import threading
 import time
 import uuid
@@ -36,6 +45,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from tests.emulators import Fault, injected
+from tests.emulators.webhooks import Outbox
 
 VERSIONS = frozenset({"2022-06-28"})
 MAX_PAGE_SIZE = 100
@@ -90,6 +100,12 @@ class NotionEmulator:
     pages: dict[str, dict[str, Any]] = field(default_factory=dict)
     blocks: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
     databases: dict[str, dict[str, Any]] = field(default_factory=dict)
+    subscriptions: dict[str, dict[str, Any]] = field(default_factory=dict)
+    outbox: Outbox = field(default_factory=Outbox)
+    workspace_id: str = field(default_factory=lambda: str(uuid.uuid4()))
+    integration_id: str = field(default_factory=lambda: str(uuid.uuid4()))
+    bot_id: str = field(default_factory=lambda: str(uuid.uuid4()))  # the integration's user
+    person_id: str = field(default_factory=lambda: str(uuid.uuid4()))  # who edits in Notion
 
     def __post_init__(self) -> None:
         self._tokens = float(self.burst)
@@ -160,7 +176,75 @@ class NotionEmulator:
         properties["Status"]["select"] = {"name": status}
         properties["Tags"]["multi_select"] = [{"name": t} for t in tags or []]
         self.blocks[id] = [self._paragraph(text) for text in paragraphs or []]
+        self._notify("page.created", self.pages[id])
         return id
+
+    def rename_page(self, id: str, title: str) -> None:
+        """Change a page's title as a person in Notion would: `page.properties_updated`."""
+        page = self._find_page(id)
+        page["properties"]["Name"]["title"] = _rich(title)
+        page["last_edited_time"] = _now()
+        updated = [page["properties"]["Name"]["id"]]
+        self._notify("page.properties_updated", page, {"updated_properties": updated}, "person")
+
+    # -- webhooks ------------------------------------------------------------------------
+
+    def subscribe_webhook(self, url: str) -> str:
+        """Make a subscription and POST its one-time verification token to `url`; events
+        follow once `verify_webhook` is given the token back. Returns the subscription's id."""
+        id = str(uuid.uuid4())
+        token = f"secret_{secrets.token_urlsafe(32)}"
+        self.subscriptions[id] = {"url": url, "token": token, "verified": False}
+        body = json.dumps({"verification_token": token}).encode()
+        self.outbox.send(url, lambda attempt: (body, {"Content-Type": "application/json"}))
+        return id
+
+    def verify_webhook(self, subscription_id: str, token: str) -> bool:
+        """The operator pastes the token into Notion: the subscription is active if it matches."""
+        subscription = self.subscriptions[subscription_id]
+        subscription["verified"] = hmac.compare_digest(subscription["token"], token)
+        return bool(subscription["verified"])
+
+    def _notify(
+        self,
+        type: str,
+        page: dict[str, Any],
+        data: dict[str, Any] | None = None,
+        author: str = "bot",
+    ) -> None:
+        """Send event `type` about `page` to every verified subscription, in the background."""
+        parent = {"id": page["parent"].get("database_id"), "type": "database"}
+        event = {
+            "id": str(uuid.uuid4()),
+            "timestamp": datetime.now(UTC)
+            .isoformat(timespec="milliseconds")
+            .replace("+00:00", "Z"),
+            "workspace_id": self.workspace_id,
+            "workspace_name": "ONE test workspace",
+            "integration_id": self.integration_id,
+            "type": type,
+            "authors": [{"id": self.bot_id if author == "bot" else self.person_id, "type": author}],
+            "entity": {"id": page["id"], "type": "page"},
+            "data": {"parent": parent, **(data or {})},
+        }
+        for id, subscription in self.subscriptions.items():
+            if not subscription["verified"]:
+                continue
+
+            def render(
+                attempt: int, id: str = id, token: str = subscription["token"]
+            ) -> tuple[bytes, dict[str, str]]:
+                body = json.dumps(
+                    {**event, "subscription_id": id, "attempt_number": attempt}
+                ).encode()
+                signature = hmac.new(token.encode(), body, hashlib.sha256).hexdigest()
+                headers = {
+                    "Content-Type": "application/json",
+                    "X-Notion-Signature": f"sha256={signature}",
+                }
+                return body, headers
+
+            self.outbox.send(subscription["url"], render)
 
     def _paragraph(self, text: str) -> dict[str, Any]:
         return {
@@ -261,10 +345,17 @@ class NotionEmulator:
             page = self._find_page(request.path_params["id"])
             if request.method == "PATCH":
                 body = await self._body(request)
-                self._apply(page, body.get("properties") or {})
+                properties = body.get("properties") or {}
+                self._apply(page, properties)
+                was_archived = page["archived"]
                 if "archived" in body:
                     page["archived"] = page["in_trash"] = bool(body["archived"])
                 page["last_edited_time"] = _now()
+                if properties:
+                    ids = [page["properties"][name]["id"] for name in properties]
+                    self._notify("page.properties_updated", page, {"updated_properties": ids})
+                if page["archived"] != was_archived:
+                    self._notify("page.deleted" if page["archived"] else "page.undeleted", page)
             return JSONResponse(page)
         except NotionError as exc:
             return exc.response()
@@ -364,18 +455,28 @@ class NotionEmulator:
             rich = (child.get("paragraph") or {}).get("rich_text", [])
             self._check_text(rich)
             added.append(self._paragraph(_plain(rich)))
-        self.blocks[_canonical(request.path_params["id"])].extend(added)
+        page = self._find_page(request.path_params["id"])
+        self.blocks[page["id"]].extend(added)
+        page["last_edited_time"] = _now()
+        self._content_updated(page, added)
         return _list(added, None, MAX_PAGE_SIZE, "block")
+
+    def _content_updated(self, page: dict[str, Any], blocks: list[dict[str, Any]]) -> None:
+        updated = [{"id": b["id"], "type": "block"} for b in blocks]
+        self._notify("page.content_updated", page, {"updated_blocks": updated})
 
     async def _block(self, request: Request) -> Response:
         if (gate := await self._gate(request)) is not None:
             return gate
         try:
             id = _canonical(request.path_params["id"])
-            for blocks in self.blocks.values():
+            for page_id, blocks in self.blocks.items():
                 for block in blocks:
                     if block["id"] == id:
                         blocks.remove(block)
+                        page = self.pages[page_id]
+                        page["last_edited_time"] = _now()
+                        self._content_updated(page, [block])
                         return JSONResponse({**block, "archived": True, "in_trash": True})
             raise NotionError(404, "object_not_found", f"Could not find block with ID: {id}.")
         except NotionError as exc:

@@ -16,18 +16,28 @@ What it holds to, as Shopify documents it (../shared/UPSTREAMS.md and shopify.de
   `extensions.cost { requestedQueryCost actualQueryCost throttleStatus {...} }`.
 - Search syntax on `products(query:)`/`orders(query:)`: `field:value`, `field:>value`,
   `field:<value`, `'quoted values'`, free text against the title, terms joined by AND.
-Assumed where the documentation says nothing precise: the wording of the page-size error.
+- Webhooks: `webhookSubscriptionCreate(topic:, webhookSubscription: {callbackUrl:})` (or the
+  `subscribe_webhook` helper); a product created, updated or deleted (by a mutation or a test
+  helper) is POSTed to each subscriber of `products/create|update|delete` as Shopify's REST
+  JSON, signed `X-Shopify-Hmac-Sha256` (base64 HMAC-SHA256 of the raw body with the app
+  secret), with `X-Shopify-Topic`, `-Shop-Domain`, `-Webhook-Id` (the same on retries),
+  `-Triggered-At`, `-API-Version`; retried with backoff until answered 2xx.
+Assumed where the documentation says nothing precise: the wording of the page-size error; a
+callback URL may be plain `http://` (Shopify wants HTTPS; the loopback has no certificate).
 """
 
 from __future__ import annotations
 
 import asyncio
 import base64
+import hashlib
+import hmac
 import json
 import re
 import shlex
 import threading
 import time
+import uuid
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from functools import cache
@@ -58,6 +68,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from tests.emulators import Fault, injected
+from tests.emulators.webhooks import Outbox, Render
 
 SDL = Path(__file__).resolve().parents[3] / "shared" / "upstreams" / "shopify-admin-2025-04.graphql"
 MAX_QUERY_COST = 1000
@@ -87,6 +98,8 @@ class ShopifyRejection(Exception):
 @dataclass
 class ShopifyEmulator:
     token: str = "shpat_test_token"
+    app_secret: str = "shpss_emulator_app_secret"  # signs webhooks
+    shop_domain: str = "one-test.myshopify.com"
     maximum_available: float = 1000.0
     restore_rate: float = 100.0
     throttled_status: int = 200
@@ -98,6 +111,8 @@ class ShopifyEmulator:
     documents: list[str] = field(default_factory=list)
     costs: list[int] = field(default_factory=list)  # requested cost of each executed query
     id_batches: list[list[str]] = field(default_factory=list)  # each nodes(ids:) call
+    subscriptions: list[dict[str, Any]] = field(default_factory=list)
+    outbox: Outbox = field(default_factory=Outbox)
 
     def __post_init__(self) -> None:
         self._available = self.maximum_available
@@ -141,6 +156,34 @@ class ShopifyEmulator:
                 for i, p in enumerate(prices)
             ],
         }
+        self._notify("products/create", self.products[id])
+        return id
+
+    def update_product(self, id: int, **fields: Any) -> None:
+        """Change a product as a merchant would in the Shopify admin (`title`, `status`,
+        `vendor`, `tags`, ...): `products/update` goes to the subscribers."""
+        product = self.products[id]
+        product.update(fields)
+        product["updatedAt"] = _now()
+        self._notify("products/update", product)
+
+    def delete_product(self, id: int) -> None:
+        self._notify("products/delete", self.products.pop(id))
+
+    def subscribe_webhook(self, topic: str, url: str, api_version: str = "2025-04") -> int:
+        """Subscribe `url` to `topic` (e.g. `products/update`), as `webhookSubscriptionCreate`."""
+        id = self._new_id()
+        now = _now()
+        self.subscriptions.append(
+            {
+                "id": id,
+                "topic": topic,
+                "callbackUrl": url,
+                "apiVersion": api_version,
+                "createdAt": now,
+                "updatedAt": now,
+            }
+        )
         return id
 
     def add_order(self, name: str, total: str, *, currency: str = "USD") -> int:
@@ -190,9 +233,11 @@ class ShopifyEmulator:
         except (ValueError, KeyError, AssertionError, TypeError):
             return JSONResponse({"errors": {"query": "Required parameter missing or invalid"}}, 400)
         self.documents.append(query)
-        return JSONResponse(*self._run(query, variables))
+        return JSONResponse(*self._run(query, variables, request.path_params["version"]))
 
-    def _run(self, query: str, variables: dict[str, Any]) -> tuple[dict[str, Any], int]:
+    def _run(
+        self, query: str, variables: dict[str, Any], version: str = "2025-04"
+    ) -> tuple[dict[str, Any], int]:
         try:
             document = parse(query)
         except GraphQLError as exc:
@@ -239,7 +284,10 @@ class ShopifyEmulator:
             self._available -= requested
         self.costs.append(requested)
         result = execute(
-            admin_schema(), document, root_value=self._root(document), variable_values=variables
+            admin_schema(),
+            document,
+            root_value=self._root(document, version),
+            variable_values=variables,
         )
         assert not asyncio.iscoroutine(result)
         actual = min(requested, query_cost(document, variables, result.data or {}))
@@ -274,14 +322,9 @@ class ShopifyEmulator:
 
     # -- resolvers (graphql-core's default resolver calls these with (info, **args)) -----
 
-    def _root(self, document: DocumentNode) -> dict[str, Any]:
+    def _root(self, document: DocumentNode, version: str) -> dict[str, Any]:
         return {
-            "shop": {
-                "id": "gid://shopify/Shop/1",
-                "name": "ONE test shop",
-                "myshopifyDomain": "one-test.myshopify.com",
-                "currencyCode": "USD",
-            },
+            "shop": self._shop(),
             "nodes": lambda info, ids: self._nodes(ids),
             "product": lambda info, id: self._node(id),
             "order": lambda info, id: self._node(id),
@@ -301,6 +344,18 @@ class ShopifyEmulator:
             },
             "productCreate": lambda info, product=None, **_: self._create(product or {}),
             "productUpdate": lambda info, product=None, **_: self._update(product or {}),
+            "productDelete": lambda info, input, **_: self._delete(input),
+            "webhookSubscriptionCreate": lambda info, topic, webhookSubscription: self._subscribe(
+                topic, webhookSubscription, version
+            ),
+        }
+
+    def _shop(self) -> dict[str, Any]:
+        return {
+            "id": "gid://shopify/Shop/1",
+            "name": "ONE test shop",
+            "myshopifyDomain": self.shop_domain,
+            "currencyCode": "USD",
         }
 
     def _nodes(self, ids: list[str]) -> list[dict[str, Any] | None]:
@@ -423,11 +478,142 @@ class ShopifyEmulator:
             if input.get(key) is not None:
                 stored[key] = input[key]
         stored["updatedAt"] = _now()
+        self._notify("products/update", stored)
         return {"product": self._product(stored), "userErrors": []}
+
+    def _delete(self, input: dict[str, Any]) -> dict[str, Any]:
+        match = _GID.fullmatch(str(input.get("id", "")))
+        id = int(match.group(2)) if match and match.group(1) == "Product" else None
+        if id is None or id not in self.products:
+            return {
+                "deletedProductId": None,
+                "productDeleteOperation": None,
+                "shop": self._shop(),
+                "userErrors": [{"field": ["id"], "message": "Product does not exist"}],
+            }
+        self.delete_product(id)
+        return {
+            "deletedProductId": f"gid://shopify/Product/{id}",
+            "productDeleteOperation": None,
+            "shop": self._shop(),
+            "userErrors": [],
+        }
+
+    # -- webhooks ------------------------------------------------------------------------
+
+    def _subscribe(self, topic: str, input: dict[str, Any], version: str) -> dict[str, Any]:
+        url = str(input.get("callbackUrl") or "")
+        name = topic.lower().replace("_", "/", 1)  # PRODUCTS_UPDATE -> products/update
+        error = None
+        if not re.fullmatch(r"https?://[^\s/]+(/\S*)?", url):
+            error = "Address is invalid"
+        elif any(s["topic"] == name and s["callbackUrl"] == url for s in self.subscriptions):
+            error = "Address for this topic has already been taken"
+        if error is not None:
+            return {
+                "webhookSubscription": None,
+                "userErrors": [{"field": ["webhookSubscription", "callbackUrl"], "message": error}],
+            }
+        id = self.subscribe_webhook(name, url, version)
+        stored = self.subscriptions[-1]
+        return {
+            "webhookSubscription": {
+                "id": f"gid://shopify/WebhookSubscription/{id}",
+                "legacyResourceId": str(id),
+                "topic": topic,
+                "callbackUrl": url,
+                "endpoint": {"__typename": "WebhookHttpEndpoint", "callbackUrl": url},
+                "format": "JSON",
+                "filter": None,
+                "includeFields": [],
+                "metafieldNamespaces": [],
+                "metafields": [],
+                "apiVersion": {"handle": version, "displayName": version, "supported": True},
+                "createdAt": stored["createdAt"],
+                "updatedAt": stored["updatedAt"],
+            },
+            "userErrors": [],
+        }
+
+    def _notify(self, topic: str, product: dict[str, Any]) -> None:
+        """Send `topic` about `product` to its subscribers, in the background."""
+        payload = {"id": product["id"]} if topic == "products/delete" else _rest_product(product)
+        body = json.dumps(payload).encode()
+        signature = base64.b64encode(
+            hmac.new(self.app_secret.encode(), body, hashlib.sha256).digest()
+        ).decode()
+        for subscription in self.subscriptions:
+            if subscription["topic"] != topic:
+                continue
+            headers = {
+                "Content-Type": "application/json",
+                "X-Shopify-Topic": topic,
+                "X-Shopify-Hmac-Sha256": signature,
+                "X-Shopify-Shop-Domain": self.shop_domain,
+                "X-Shopify-API-Version": subscription["apiVersion"],
+                "X-Shopify-Webhook-Id": str(uuid.uuid4()),
+                "X-Shopify-Event-Id": str(uuid.uuid4()),
+                "X-Shopify-Triggered-At": datetime.now(UTC).isoformat(),
+            }
+            self.outbox.send(subscription["callbackUrl"], _same(body, headers))
 
 
 def _now() -> str:
     return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _same(body: bytes, headers: dict[str, str]) -> Render:
+    """Shopify retries a delivery as it was first sent, webhook id and all."""
+    return lambda attempt: (body, headers)
+
+
+def _rest_time(value: str) -> str:
+    return value.replace("Z", "+00:00")
+
+
+def _rest_product(p: dict[str, Any]) -> dict[str, Any]:
+    """A product as Shopify's webhooks carry it: the REST Admin API's representation."""
+    gid = f"gid://shopify/Product/{p['id']}"
+    return {
+        "admin_graphql_api_id": gid,
+        "body_html": p["descriptionHtml"],
+        "created_at": _rest_time(p["createdAt"]),
+        "handle": p["handle"],
+        "id": p["id"],
+        "product_type": p["productType"],
+        "published_at": _rest_time(p["createdAt"]) if p["status"] == "ACTIVE" else None,
+        "template_suffix": None,
+        "title": p["title"],
+        "updated_at": _rest_time(p["updatedAt"]),
+        "vendor": p["vendor"],
+        "status": p["status"].lower(),
+        "published_scope": "global",
+        "tags": ", ".join(p["tags"]),
+        "variants": [
+            {
+                "admin_graphql_api_id": f"gid://shopify/ProductVariant/{v['id']}",
+                "id": v["id"],
+                "product_id": p["id"],
+                "title": "Default Title",
+                "price": v["price"],
+                "sku": v["sku"],
+                "created_at": _rest_time(p["createdAt"]),
+                "updated_at": _rest_time(p["updatedAt"]),
+            }
+            for v in p["variants"]
+        ],
+        "options": [],
+        "images": [],
+        "image": None,
+        "media": [],
+        "variant_gids": [
+            {
+                "admin_graphql_api_id": f"gid://shopify/ProductVariant/{v['id']}",
+                "updated_at": _rest_time(p["updatedAt"]),
+            }
+            for v in p["variants"]
+        ],
+    }
 
 
 def _shopify_validation_error(error: GraphQLError) -> dict[str, Any]:

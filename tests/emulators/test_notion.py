@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import hashlib
+import hmac
+import json
 import time
 from collections.abc import Iterator
 from typing import Any
@@ -11,6 +14,7 @@ import pytest
 
 from tests.emulators import serve
 from tests.emulators.notion import NotionEmulator
+from tests.emulators.webhooks import Inbox
 
 TOKEN = "secret_emulator"
 HEADERS = {"Authorization": f"Bearer {TOKEN}", "Notion-Version": "2022-06-28"}
@@ -139,3 +143,65 @@ def test_rate_limit_answers_429_with_retry_after() -> None:
     time.sleep(1.1)
     with serve(emulator.app) as url:
         assert call(url, "GET", f"/databases/{database}").status_code == 200
+
+
+def test_webhooks_verify_then_sign_page_events(notion: tuple[NotionEmulator, str, str]) -> None:
+    emulator, url, database = notion
+    inbox = Inbox()
+    with serve(inbox) as hook:
+        subscription = emulator.subscribe_webhook(hook)
+        emulator.outbox.wait()
+        handshake = json.loads(inbox.received[0].body)
+        assert set(handshake) == {"verification_token"}
+        assert "x-notion-signature" not in inbox.received[0].headers
+        page = emulator.add_page(database, "Before verification")
+        emulator.outbox.wait()
+        assert len(inbox.received) == 1  # nothing is sent to an unverified subscription
+        assert not emulator.verify_webhook(subscription, "secret_wrong")
+        assert emulator.verify_webhook(subscription, handshake["verification_token"])
+        call(url, "PATCH", f"/pages/{page}", json={"properties": {"Tags": {"multi_select": []}}})
+        call(
+            url,
+            "PATCH",
+            f"/blocks/{page}/children",
+            json={"children": [{"paragraph": {"rich_text": [{"text": {"content": "More"}}]}}]},
+        )
+        call(url, "PATCH", f"/pages/{page}", json={"archived": True})
+        call(url, "PATCH", f"/pages/{page}", json={"archived": False})
+        emulator.outbox.wait()
+    events = [json.loads(r.body) for r in inbox.received[1:]]
+    assert [e["type"] for e in events] == [
+        "page.properties_updated",
+        "page.content_updated",
+        "page.deleted",
+        "page.undeleted",
+    ]
+    token = handshake["verification_token"].encode()
+    for received, event in zip(inbox.received[1:], events, strict=True):
+        digest = hmac.new(token, received.body, hashlib.sha256).hexdigest()
+        assert received.headers["x-notion-signature"] == f"sha256={digest}"
+        assert event["entity"] == {"id": page, "type": "page"}
+        assert event["data"]["parent"] == {"id": database, "type": "database"}
+        assert event["subscription_id"] == subscription and event["attempt_number"] == 1
+        assert event["workspace_id"] and event["integration_id"] and event["authors"]
+        assert event["timestamp"].endswith("Z")
+    assert events[0]["data"]["updated_properties"]
+    assert events[1]["data"]["updated_blocks"][0]["type"] == "block"
+    assert len({e["id"] for e in events}) == 4
+
+
+def test_a_refused_event_is_retried_and_counted(notion: tuple[NotionEmulator, str, str]) -> None:
+    emulator, _, database = notion
+    emulator.outbox.backoff = 0.01
+    inbox = Inbox()
+    with serve(inbox) as hook:
+        subscription = emulator.subscribe_webhook(hook)
+        emulator.outbox.wait()
+        emulator.verify_webhook(
+            subscription, json.loads(inbox.received[0].body)["verification_token"]
+        )
+        inbox.refuse_next(1)
+        emulator.add_page(database, "New")
+        emulator.outbox.wait()
+    first, retry = emulator.outbox.delivered[-1], json.loads(inbox.received[-1].body)
+    assert first.attempts == 2 and retry["attempt_number"] == 2 and retry["type"] == "page.created"

@@ -3,6 +3,10 @@ by matching a lenient emulator."""
 
 from __future__ import annotations
 
+import base64
+import hashlib
+import hmac
+import json
 from collections.abc import Iterator
 from typing import Any
 
@@ -11,6 +15,7 @@ import pytest
 
 from tests.emulators import serve
 from tests.emulators.shopify import ShopifyEmulator
+from tests.emulators.webhooks import Inbox
 
 TOKEN = "shpat_emulator"
 
@@ -153,3 +158,80 @@ def test_search_syntax_and_nodes(shop: tuple[ShopifyEmulator, str]) -> None:
         {"ids": [first_id, "gid://shopify/Product/1"]},
     ).json()
     assert nodes["data"]["nodes"] == [{"id": first_id}, None]
+
+
+SUBSCRIBE = """mutation($topic: WebhookSubscriptionTopic!, $url: URL!) {
+  webhookSubscriptionCreate(topic: $topic, webhookSubscription: {callbackUrl: $url}) {
+    webhookSubscription { id topic endpoint { ... on WebhookHttpEndpoint { callbackUrl } } }
+    userErrors { field message }
+  }
+}"""
+
+
+def _hmac(secret: str, body: bytes) -> str:
+    return base64.b64encode(hmac.new(secret.encode(), body, hashlib.sha256).digest()).decode()
+
+
+def test_product_changes_are_signed_webhooks(shop: tuple[ShopifyEmulator, str]) -> None:
+    emulator, url = shop
+    inbox = Inbox()
+    with serve(inbox) as hook:
+        for topic in ("PRODUCTS_CREATE", "PRODUCTS_UPDATE", "PRODUCTS_DELETE"):
+            made = post(url, SUBSCRIBE, {"topic": topic, "url": hook}).json()
+            created = made["data"]["webhookSubscriptionCreate"]
+            assert created["userErrors"] == [], created
+            assert created["webhookSubscription"]["endpoint"] == {"callbackUrl": hook}
+        again = post(url, SUBSCRIBE, {"topic": "PRODUCTS_UPDATE", "url": hook}).json()
+        assert again["data"]["webhookSubscriptionCreate"]["userErrors"][0]["message"]
+        made = post(
+            url,
+            'mutation { productCreate(product: {title: "Net"}) { product { id } '
+            "userErrors { message } } }",
+        ).json()
+        gid = made["data"]["productCreate"]["product"]["id"]
+        post(
+            url,
+            "mutation($p: ProductUpdateInput!) { productUpdate(product: $p) { userErrors "
+            "{ message } } }",
+            {"p": {"id": gid, "title": "Fishing net"}},
+        )
+        deleted = post(
+            url,
+            "mutation($id: ID!) { productDelete(input: {id: $id}) { deletedProductId "
+            "userErrors { message } } }",
+            {"id": gid},
+        ).json()
+        assert deleted["data"]["productDelete"]["deletedProductId"] == gid
+        emulator.outbox.wait()
+    topics = [r.headers["x-shopify-topic"] for r in inbox.received]
+    assert topics == ["products/create", "products/update", "products/delete"]
+    for received in inbox.received:
+        headers = received.headers
+        assert headers["x-shopify-hmac-sha256"] == _hmac(emulator.app_secret, received.body)
+        assert headers["x-shopify-shop-domain"] == emulator.shop_domain
+        assert headers["x-shopify-api-version"] == "2025-04"
+        assert headers["x-shopify-webhook-id"] and headers["x-shopify-triggered-at"]
+    created_body, updated_body, deleted_body = (json.loads(r.body) for r in inbox.received)
+    number = int(gid.rsplit("/", 1)[1])
+    assert created_body["id"] == number and created_body["admin_graphql_api_id"] == gid
+    assert updated_body["title"] == "Fishing net" and updated_body["updated_at"]
+    assert deleted_body == {"id": number}
+
+
+def test_a_refused_webhook_is_retried_with_the_same_id() -> None:
+    emulator = ShopifyEmulator(token=TOKEN)
+    emulator.outbox.backoff = 0.01
+    inbox = Inbox(refuse=2)
+    with serve(inbox) as hook:
+        emulator.subscribe_webhook("products/update", hook)
+        id = emulator.add_product("Hammock")
+        emulator.update_product(id, title="Hammock XL")
+        emulator.outbox.wait()
+    assert inbox.refused == 2 and len(inbox.received) == 1
+    delivery = emulator.outbox.delivered[0]
+    assert delivery.attempts == 3
+    assert (
+        delivery.headers["X-Shopify-Webhook-Id"]
+        == inbox.received[0].headers["x-shopify-webhook-id"]
+    )
+    assert json.loads(inbox.received[0].body)["title"] == "Hammock XL"
