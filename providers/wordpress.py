@@ -17,7 +17,7 @@ import re
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import UTC
+from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
 
 import httpx
@@ -46,6 +46,7 @@ from providers.wordpress_posts import (
     POSTS,
     TO_LIFECYCLE,
     WordPressPost,
+    local_id,
     post_to_thing,
 )
 
@@ -68,6 +69,8 @@ _SUMMARY_FIELDS = (
     "id,type,title,status,link,slug,author,categories,tags,featured_media,date_gmt,modified_gmt"
 )
 _DETAIL_FIELDS = _SUMMARY_FIELDS + ",content,excerpt"
+_CHANGE_FIELDS = "id,type,title,status,date_gmt,modified_gmt"
+_SECOND = timedelta(seconds=1)  # WordPress's clock resolution
 _PROPERTIES = PropertyMap(
     NAME,
     stored={
@@ -292,6 +295,86 @@ class WordPressProvider:
         body = {"status": _FROM_LIFECYCLE[status][0]}
         return await self._one("POST", f"/wp/v2/{collection}/{wp_id}", json=body)
 
+    # -- change detection ----------------------------------------------------------------
+
+    async def changed_since(self, type: str, after: datetime | None) -> list[Thing]:
+        """The `type` things modified in `after`'s second or later (every one for None),
+        oldest change first, with their title, status and times only. WordPress compares
+        `modified_after` strictly and to the second: the caller reads its mark's second again
+        and recognises what it already took from it."""
+        collection = _collection(type)
+        found: dict[int, WordPressPost] = {}
+        since = after.astimezone(UTC).replace(microsecond=0) - _SECOND if after else None
+        while True:
+            posts = await self._changes(collection, _CHANGE_FIELDS, since, orderby="modified")
+            found.update((p.id, p) for p in posts.body)
+            if len(posts.body) < MAX_PER_PAGE:
+                break
+            last = self._modified(posts.body[-1])
+            if since is None or last - _SECOND > since:
+                since = last - _SECOND  # the last second again: it may hold more changes
+                continue
+            # A full page changed in one second (an import): read that second by id instead.
+            whole = await self._every_page(collection, _CHANGE_FIELDS, since, last + _SECOND)
+            found.update((p.id, p) for p in whole)
+            since = last
+        ordered = sorted(found.values(), key=lambda p: (self._modified(p), p.id))
+        return [post_to_thing(p, self.org_id) for p in ordered]
+
+    async def versions(self, type: str) -> dict[str, datetime]:
+        """Every `type` thing (in any status, the trash too) by local id, with the time of
+        its last change."""
+        collection = _collection(type)
+        kind = collection.removesuffix("s")
+        posts = await self._every_page(collection, "id,modified_gmt")
+        return {local_id(kind, p.id): self._modified(p) for p in posts}
+
+    async def _every_page(
+        self,
+        collection: str,
+        fields: str,
+        after: datetime | None = None,
+        before: datetime | None = None,
+    ) -> list[WordPressPost]:
+        posts: list[WordPressPost] = []
+        page, pages = 0, 1
+        while page < pages:
+            page += 1
+            reply = await self._changes(collection, fields, after, before, page=page)
+            posts.extend(reply.body)
+            pages = _total(reply.headers, 1, "X-WP-TotalPages")
+        return posts
+
+    async def _changes(
+        self,
+        collection: str,
+        fields: str,
+        after: datetime | None,
+        before: datetime | None = None,
+        *,
+        orderby: str = "id",
+        page: int = 1,
+    ) -> Reply[list[WordPressPost]]:
+        params: dict[str, Any] = {
+            "_fields": fields,
+            "orderby": orderby,
+            "order": "asc",
+            "per_page": MAX_PER_PAGE,
+            "page": page,
+            **self._visible_statuses(),
+        }
+        # Both bounds are strict; WordPress reads them in the site's zone, offsets included.
+        if after is not None:
+            params["modified_after"] = after.isoformat()
+        if before is not None:
+            params["modified_before"] = before.isoformat()
+        return await self._list(f"/wp/v2/{collection}", params)
+
+    def _modified(self, post: WordPressPost) -> datetime:
+        if post.modified_gmt is None:
+            raise self.upstream.bad_response()
+        return post.modified_gmt
+
     # -- health --------------------------------------------------------------------------
 
     async def health(self) -> Health:
@@ -393,9 +476,9 @@ class WordPressProvider:
         )
 
 
-def _total(headers: httpx.Headers, floor: int) -> int:
+def _total(headers: httpx.Headers, floor: int, header: str = "X-WP-Total") -> int:
     try:
-        return int(headers["X-WP-Total"])
+        return int(headers[header])
     except (KeyError, ValueError):
         return floor
 
