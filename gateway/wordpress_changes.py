@@ -44,7 +44,7 @@ from redis.exceptions import RedisError
 
 from providers.errors import OneError
 from providers.native import NativeStore
-from providers.native.change_watermarks import ChangeWatermark, ChangeWatermarks
+from providers.native.change_watermarks import ChangeWatermark
 from providers.records import Event, Kind, ProviderConfig, Thing, ThingStatus
 from providers.refs import Ref
 from providers.registry import ProviderPool
