@@ -57,6 +57,7 @@ def create_app(settings: Settings | None = None, *, store: NativeStore | None = 
     metrics.watch_circuits(providers.upstreams)
     limits = RateLimits.from_url(settings.redis_url)
     realtime = Realtime(store, settings)
+    metrics.watch_realtime(realtime)
     graphql = OneGraphQL(
         store, auth, providers, Admission(store, limits, settings), settings, realtime
     )

@@ -1,5 +1,5 @@
-"""Prometheus metrics: requests and latency per route, the store's round trips, and each
-upstream's latency, errors and circuit state."""
+"""Prometheus metrics: requests and latency per route, the store's round trips, each
+upstream's latency, errors and circuit state, and the real-time pipeline's counts."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from gateway.realtime import Realtime
 from providers.native import NativeStore
 from providers.upstream import CircuitState, Upstreams
 
@@ -45,6 +46,30 @@ class _CircuitCollector(Collector):
         yield family
 
 
+class _RealtimeCollector(Collector):
+    def __init__(self, realtime: Realtime) -> None:
+        self._realtime = realtime
+
+    def collect(self) -> Iterator[CounterMetricFamily | GaugeMetricFamily]:
+        live, relay = self._realtime.live, self._realtime.relay
+        yield GaugeMetricFamily(
+            "one_subscribers", "Subscriptions open on this process", value=live.subscribers()
+        )
+        yield CounterMetricFamily(
+            "one_events_published", "Events the relay published on the bus", value=relay.published
+        )
+        yield CounterMetricFamily(
+            "one_events_dispatched",
+            "Events handed to this process's subscribers",
+            value=live.delivered,
+        )
+        yield CounterMetricFamily(
+            "one_subscribers_dropped",
+            "Subscriptions ended for falling too far behind (SUBSCRIBER_TOO_SLOW)",
+            value=live.dropped,
+        )
+
+
 class Metrics:
     """One registry per app, so two apps in one process (tests) never share counters.
     It observes the upstream calls too (`providers.upstream.UpstreamObserver`)."""
@@ -73,6 +98,9 @@ class Metrics:
 
     def watch_circuits(self, upstreams: Upstreams) -> None:
         self.registry.register(_CircuitCollector(upstreams))
+
+    def watch_realtime(self, realtime: Realtime) -> None:
+        self.registry.register(_RealtimeCollector(realtime))
 
     def exchanged(self, provider: str, seconds: float) -> None:
         self.upstream_latency.labels(provider).observe(seconds)

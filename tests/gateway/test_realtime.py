@@ -404,3 +404,17 @@ def test_an_sse_client_resumes_with_last_event_id(replicas: tuple[Gateway, Gatew
     again = SSE(b.url, owner, query, last_event_id=last_id)
     got = again.wait(1)
     assert got[0][1]["data"]["eventAdded"]["target"]["id"] == missed["data"]["createThing"]["id"]  # type: ignore[index]
+
+
+def test_metrics_count_subscribers_and_events(api: Api) -> None:
+    sub = Subscription(api.client, bearer(api), "subscription { eventAdded { type } }")
+    settle()
+    created(api, "Counted")
+    sub.next()
+    metrics = api.client.get("/metrics").text
+    assert "one_subscribers 1.0" in metrics
+    published = next(
+        line for line in metrics.splitlines() if line.startswith("one_events_published_total")
+    )
+    assert float(published.split()[-1]) >= 1
+    sub.close()
