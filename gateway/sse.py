@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import logging
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -19,6 +20,8 @@ from starlette.responses import StreamingResponse
 from strawberry.types import ExecutionResult
 
 from resolvers.context import Live
+
+log = logging.getLogger("one.realtime")
 
 EVENT_STREAM = "text/event-stream"
 
@@ -62,7 +65,8 @@ async def _frames(
                 # The cursor the resolver set for the event this result was made of.
                 position, live.position = live.position, None
                 await queue.put(("next", result, position))
-        except Exception as exc:  # noqa: BLE001 - reported to the client as the last event
+        except Exception as exc:
+            log.exception("an event stream failed")  # the client gets a coded error, no detail
             await queue.put(("fail", exc, None))
         await queue.put(("complete", None, None))
 
