@@ -1,6 +1,7 @@
 """npm packages for the Node clients under tests/clients, installed once per set of versions
-into a directory under the system's temporary directory, as `graphql_http.installed` does;
-an install that cannot reach npm raises, so a test that needs it fails instead of skipping.
+into a directory under the system's temporary directory, shared by every session and process
+on the machine; an install that cannot reach npm raises, so a test that needs it fails
+instead of skipping.
 """
 
 from __future__ import annotations
@@ -12,15 +13,31 @@ import subprocess
 import tempfile
 from pathlib import Path
 
-from tests.clients.graphql_http import GRAPHQL, NpmError, _run
+__all__ = ["CLIENTS", "NpmError", "installed", "node", "run"]
 
-__all__ = ["CLIENTS", "NpmError", "installed", "node"]
-
+GRAPHQL = "graphql@16.15.0"
 GRAPHQL_WS = "graphql-ws@6.4.2"
 GRAPHQL_SSE = "graphql-sse@2.6.1"
 WS = "ws@8.23.0"  # Node 20 has no global WebSocket
 CLIENTS = (GRAPHQL, GRAPHQL_WS, GRAPHQL_SSE, WS)
 HERE = Path(__file__).parent
+
+
+class NpmError(RuntimeError):
+    """npm or node failed: unreachable registry, missing binary, or a crashed script."""
+
+
+def run(command: list[str], cwd: Path | None, timeout: float) -> str:
+    """`command`'s standard output; `NpmError` when it cannot run or fails."""
+    try:
+        done = subprocess.run(
+            command, cwd=cwd, capture_output=True, text=True, timeout=timeout, check=False
+        )
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        raise NpmError(f"{command[0]} did not run: {exc}") from exc
+    if done.returncode != 0:
+        raise NpmError(f"{' '.join(command)} failed ({done.returncode}):\n{done.stderr[-4000:]}")
+    return done.stdout
 
 
 def installed(*packages: str) -> Path:
@@ -36,7 +53,7 @@ def installed(*packages: str) -> Path:
             return modules
         staging = Path(tempfile.mkdtemp(dir=root))
         try:
-            _run(
+            run(
                 ["npm", "install", "--no-audit", "--no-fund", "--no-save", *packages],
                 cwd=staging,
                 timeout=300,
