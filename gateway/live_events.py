@@ -103,6 +103,8 @@ class LiveEvents:
         self, org_id: str, after: int | None
     ) -> AsyncIterator[AsyncIterator[Event | None]]:
         dispatcher = await self._dispatcher(org_id)
+        while self._dispatchers.get(org_id) is not dispatcher:  # closed while we waited
+            dispatcher = await self._dispatcher(org_id)
         if len(dispatcher.subscribers) >= self._per_organization:
             raise TooManySubscriptionsError(
                 f"this organization has {self._per_organization} subscriptions open on this "

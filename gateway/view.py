@@ -213,7 +213,7 @@ class OneGraphQL(GraphQL[Context, None]):
             query = await self._trusted_text(actor, digest)
         checked = self._check_document(query, params, request.method)
         if isinstance(actor, OneError):
-            status = 401 if isinstance(actor, UnauthenticatedError) else 403
+            status = {UnauthenticatedError: 401, QuotaExceededError: 429}.get(type(actor), 403)
             raise Refused(status, actor.code, actor.message, **actor.extensions)
         await self._require_trusted(actor, query)
         context = await self._context(request, actor)
