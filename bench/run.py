@@ -21,6 +21,8 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -93,42 +95,105 @@ def _store_queries(metrics: str) -> float:
     return float(match.group(1))
 
 
-async def scenario(
-    url: str, token: str, name: str, make_body: Any, *, requests: int, concurrency: int
-) -> dict[str, Any]:
-    headers = {"Authorization": f"Bearer {token}"}
-    limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
-    async with httpx.AsyncClient(base_url=url, headers=headers, limits=limits) as client:
-        for _ in range(20):  # warm up
-            (await client.post("/graphql", json=make_body())).raise_for_status()
-        before = _store_queries((await client.get("/metrics")).text)
-        latencies: list[float] = []
-        remaining = requests
+async def drive(
+    client: httpx.AsyncClient,
+    make_body: Any,
+    *,
+    concurrency: int,
+    requests: int | None = None,
+    duration: float | None = None,
+    warmup: int = 20,
+    path: str = "/graphql",
+) -> tuple[list[float], float]:
+    """The load generator: `concurrency` clients POST `make_body()` to `path` on `client`,
+    back to back, until `requests` were sent or `duration` seconds passed (after `warmup`
+    requests one at a time). Every answer must be 200 without `errors`. Returns the sorted
+    latencies in seconds and the elapsed time."""
+    assert (requests is None) != (duration is None), "requests or duration"
+    for _ in range(warmup):
+        (await client.post(path, json=make_body())).raise_for_status()
+    latencies: list[float] = []
+    remaining = requests if requests is not None else -1
+    deadline = time.perf_counter() + duration if duration is not None else None
 
-        async def worker() -> None:
-            nonlocal remaining
-            while remaining > 0:
-                remaining -= 1
-                started = time.perf_counter()
-                response = await client.post("/graphql", json=make_body())
-                latencies.append(time.perf_counter() - started)
-                body = response.json()
-                assert response.status_code == 200 and "errors" not in body, body
+    async def worker() -> None:
+        nonlocal remaining
+        while remaining != 0 and (deadline is None or time.perf_counter() < deadline):
+            remaining -= 1
+            started = time.perf_counter()
+            response = await client.post(path, json=make_body())
+            latencies.append(time.perf_counter() - started)
+            body = response.json()
+            assert response.status_code == 200 and "errors" not in body, body
 
-        started = time.perf_counter()
-        await asyncio.gather(*(worker() for _ in range(concurrency)))
-        elapsed = time.perf_counter() - started
-        after = _store_queries((await client.get("/metrics")).text)
+    started = time.perf_counter()
+    await asyncio.gather(*(worker() for _ in range(concurrency)))
+    elapsed = time.perf_counter() - started
     latencies.sort()
+    return latencies, elapsed
+
+
+def summary(name: str, latencies: list[float], elapsed: float, concurrency: int) -> dict[str, Any]:
     return {
         "scenario": name,
         "requests": len(latencies),
         "concurrency": concurrency,
         "rps": round(len(latencies) / elapsed, 1),
         "p50_ms": round(statistics.median(latencies) * 1000, 2),
-        "p99_ms": round(latencies[int(len(latencies) * 0.99) - 1] * 1000, 2),
+        "p99_ms": round(latencies[max(int(len(latencies) * 0.99) - 1, 0)] * 1000, 2),
+    }
+
+
+def client(url: str, concurrency: int, token: str | None = None) -> httpx.AsyncClient:
+    headers = {"Authorization": f"Bearer {token}"} if token else {}
+    limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
+    return httpx.AsyncClient(base_url=url, headers=headers, limits=limits)
+
+
+async def scenario(
+    url: str, token: str, name: str, make_body: Any, *, requests: int, concurrency: int
+) -> dict[str, Any]:
+    async with client(url, concurrency, token) as c:
+        for _ in range(20):  # warm up
+            (await c.post("/graphql", json=make_body())).raise_for_status()
+        before = _store_queries((await c.get("/metrics")).text)
+        latencies, elapsed = await drive(
+            c, make_body, concurrency=concurrency, requests=requests, warmup=0
+        )
+        after = _store_queries((await c.get("/metrics")).text)
+    return {
+        **summary(name, latencies, elapsed, concurrency),
         "store_queries_per_request": round((after - before) / len(latencies), 2),
     }
+
+
+@contextmanager
+def serving_gateway(data_dir: Path) -> Iterator[tuple[str, int]]:
+    """`one-gateway serve` (one uvicorn worker; uvloop and httptools, which uvicorn picks when
+    they are installed) on `data_dir`, with an actor rate limit it never reaches; yields its
+    URL and process id once it is ready."""
+    port = _free_port()
+    env = {
+        **os.environ,
+        "ONE_DATA_DIR": str(data_dir),
+        "ONE_PORT": str(port),
+        "ONE_ACTOR_RATE": "1e9",
+        "ONE_ACTOR_BURST": "1000000000",
+    }
+    server = subprocess.Popen(
+        [sys.executable, "-m", "gateway.cli", "serve"],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        _wait_ready(url)
+        yield url, server.pid
+    finally:
+        server.terminate()
+        server.wait(timeout=15)
 
 
 def main() -> None:
@@ -140,22 +205,8 @@ def main() -> None:
 
     data_dir = Path(tempfile.mkdtemp(prefix="one-bench-"))
     token, ids = asyncio.run(seed(data_dir, args.extra_things))
-    port = _free_port()
-    env = {**os.environ, "ONE_DATA_DIR": str(data_dir), "ONE_PORT": str(port)}
-    server = subprocess.Popen(
-        [sys.executable, "-m", "gateway.cli", "serve"],
-        cwd=ROOT,
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        _wait_ready(url)
+    with serving_gateway(data_dir) as (url, _):
         results = asyncio.run(_run(url, token, ids, args.requests, args.concurrency))
-    finally:
-        server.terminate()
-        server.wait(timeout=15)
     out = ROOT / "bench" / "results"
     out.mkdir(exist_ok=True)
     (out / "latest.json").write_text(json.dumps(results, indent=2) + "\n")
