@@ -28,6 +28,7 @@ from resolvers import (
 from resolvers.errors import code_errors
 from resolvers.guard import RequestGuard
 from resolvers.scalars import DateTime
+from resolvers.shared_events import SharedEventExecutor
 
 
 def _query(resolver: Any) -> Any:
@@ -115,6 +116,8 @@ def build_schema(**kwargs: Any) -> strawberry.Schema:
         config=StrawberryConfig(scalar_map={datetime: DateTime}),
         # Parses, validates (cached), checks limits and cost: see resolvers/guard.py.
         extensions=[RequestGuard],
+        # Each subscription event executed once for the subscribers it gives one answer.
+        execution_context_class=SharedEventExecutor,
         **kwargs,
     )
 

@@ -418,3 +418,23 @@ def test_metrics_count_subscribers_and_events(api: Api) -> None:
     )
     assert float(published.split()[-1]) >= 1
     sub.close()
+
+
+def test_an_event_is_executed_once_per_answer_and_each_role_gets_its_own(api: Api) -> None:
+    from resolvers import shared_events
+
+    query = "subscription { eventAdded { type metadata actor { name } } }"
+    owners = [Subscription(api.client, bearer(api), query) for _ in range(3)]
+    staff = Subscription(api.client, bearer(api, Role.ORG_USER), query)
+    settle()
+    before = shared_events.executions
+    api.data('mutation { createApiKey(name: "seen", role: CUSTOMER) { secret } }')
+    for_owners = [s.next()["payload"]["data"]["eventAdded"] for s in owners]
+    for_staff = staff.next()["payload"]["data"]["eventAdded"]
+    assert shared_events.executions - before == 2  # one per role, not one per subscriber
+    assert for_owners[0] == for_owners[1] == for_owners[2]
+    assert set(for_owners[0]["metadata"]) > {"key_id"}  # owners see the details
+    assert set(for_staff["metadata"]) == {"key_id"}  # an org user only the key's id
+    assert for_staff["actor"] == for_owners[0]["actor"] == {"name": "Olivia Owner"}
+    for s in [*owners, staff]:
+        s.close()
