@@ -49,9 +49,11 @@ schema: $(STAMP)
 
 bench: $(STAMP) system-deps
 	$(BIN)/python bench/run.py
+	$(BIN)/python bench/calibration.py
 	$(BIN)/python bench/federation.py
 	$(BIN)/python bench/protection.py
 	$(BIN)/python bench/upstream_overhead.py
+	$(BIN)/python bench/realtime.py
 
 clean:
 	rm -rf $(VENV) .one .pytest_cache .mypy_cache .ruff_cache
