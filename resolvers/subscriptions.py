@@ -159,9 +159,8 @@ async def _visible_events(
 
 
 def _ended(reason: OneError) -> OneError:
-    reason.message = f"this subscription ended: {reason.message}"
-    reason.args = (reason.message,)
-    return reason
+    # A new error: `reason` is cached for every subscription holding the same credentials.
+    return type(reason)(f"this subscription ended: {reason.message}", **reason.extensions)
 
 
 def _cursor(value: str | None) -> int | None:
