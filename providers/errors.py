@@ -9,6 +9,8 @@ OneError
  ├── ConflictError            CONFLICT         a unique value that is already taken
  ├── RateLimitedError         RATE_LIMITED     too many requests from one actor;
  │                                             `retryAfter` says when
+ ├── StoreBusyError           STORE_BUSY       the store could not take the write in time;
+ │                                             `retryable`, nothing was written
  ├── StreamError                               a subscription that cannot go on
  │    ├── SubscriberTooSlowError  SUBSCRIBER_TOO_SLOW     fell too far behind its events
  │    ├── CursorExpiredError      CURSOR_EXPIRED          resumes from before the retention
@@ -66,6 +68,13 @@ class QuotaExceededError(OneError):
 
 class RateLimitedError(OneError):
     code = "RATE_LIMITED"
+
+
+class StoreBusyError(OneError):
+    code = "STORE_BUSY"
+
+    def __init__(self, message: str = "the store is busy; try again") -> None:
+        super().__init__(message, retryable=True)
 
 
 class StreamError(OneError):

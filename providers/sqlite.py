@@ -33,6 +33,7 @@ from providers.engine import (
     committed,
     conflict,
 )
+from providers.errors import StoreBusyError
 
 T = TypeVar("T")
 
@@ -157,8 +158,9 @@ class SQLiteEngine:
 
     name = "sqlite"
 
-    def __init__(self, path: Path, *, readers: int = 2) -> None:
+    def __init__(self, path: Path, *, readers: int = 2, busy_seconds: float = 5.0) -> None:
         self.path = path
+        self._busy_ms = int(busy_seconds * 1000)
         self.queries = 0
         self._local = threading.local()
         self._writer = ThreadPoolExecutor(1, thread_name_prefix="one-sqlite-writer")
@@ -175,7 +177,7 @@ class SQLiteEngine:
             conn.row_factory = sqlite3.Row
             conn.execute("PRAGMA journal_mode=WAL")
             conn.execute("PRAGMA synchronous=NORMAL")
-            conn.execute("PRAGMA busy_timeout=5000")
+            conn.execute(f"PRAGMA busy_timeout={self._busy_ms}")
             conn.execute("PRAGMA foreign_keys=ON")
             self._local.conn = conn
             with self._connections_lock:
@@ -184,7 +186,14 @@ class SQLiteEngine:
 
     async def _run(self, pool: ThreadPoolExecutor, fn: Callable[[sqlite3.Connection], T]) -> T:
         loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(pool, lambda: fn(self._connection()))
+        try:
+            return await loop.run_in_executor(pool, lambda: fn(self._connection()))
+        except sqlite3.OperationalError as exc:
+            # Another process held the file's write lock past busy_timeout: the transaction
+            # rolls back whole, and the client may try again.
+            if "locked" in str(exc) or "busy" in str(exc):
+                raise StoreBusyError() from exc
+            raise
 
     async def start(self) -> None:
         self.path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
