@@ -5,6 +5,7 @@ the same credentials)."""
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Awaitable, Callable
 
@@ -35,7 +36,8 @@ class Realtime:
             per_organization=settings.subscriptions_per_organization,
             idle_seconds=settings.subscription_recheck_seconds,
         )
-        self._access: dict[Credentials, tuple[float, Actor | OneError]] = {}
+        # credentials -> (until, the access event it was started after, the check)
+        self._access: dict[Credentials, tuple[float, int, asyncio.Future[Actor | OneError]]] = {}
 
     async def start(self) -> None:
         await self.relay.start()
@@ -49,16 +51,19 @@ class Realtime:
     ) -> Live:
         """What the subscriptions of one connection (or SSE stream) share."""
 
-        async def current_actor(fresh: bool) -> Actor | OneError:
+        async def current_actor(since: int) -> Actor | OneError:
             now = time.monotonic()
             cached = self._access.get(credentials)
-            if cached is not None and not fresh and cached[0] > now:
-                return cached[1]
-            actor = await authenticate(*credentials)
-            if len(self._access) > 10_000:
-                self._access = {k: v for k, v in self._access.items() if v[0] > now}
-            self._access[credentials] = (now + ACCESS_TTL, actor)
-            return actor
+            if cached is None or cached[0] <= now or cached[1] < since:
+                # One check for every subscription that holds these credentials: the others
+                # await it rather than each asking the store at once when the cache expires
+                # or an event about access arrives.
+                check = asyncio.ensure_future(authenticate(*credentials))
+                if len(self._access) > 10_000:
+                    self._access = {k: v for k, v in self._access.items() if v[0] > now}
+                cached = (now + ACCESS_TTL, since, check)
+                self._access[credentials] = cached
+            return await asyncio.shield(cached[2])
 
         return Live(
             feed=self.live,

@@ -56,8 +56,9 @@ class Live:
 
     feed: LiveFeed
     # The actor as the connection's credentials name them now (a revoked key or membership
-    # gives its error); `fresh=True` skips the short cache.
-    current_actor: Callable[[bool], Awaitable[Actor | OneError]]
+    # gives its error), from a check at most a second old and started after the event
+    # (its `seq`) passed in: 0 for any.
+    current_actor: Callable[[int], Awaitable[Actor | OneError]]
     max_subscriptions: int = 20  # on one connection
     open_subscriptions: int = 0
     resume_after: str | None = None  # SSE's Last-Event-ID

@@ -143,7 +143,11 @@ async def _visible_events(
     try:
         async with live.feed.follow(actor.org_id, start) as events:
             async for event in events:
-                now = await live.current_actor(event is not None and event.type in _ACCESS_EVENTS)
+                # After an event about access, only a check made since then will do.
+                since = 0
+                if event is not None and event.type in _ACCESS_EVENTS:
+                    since = event.seq or 0
+                now = await live.current_actor(since)
                 if isinstance(now, OneError):
                     yield _ended(now)
                     return
