@@ -187,6 +187,11 @@ async def _trust_documents(
     return lines
 
 
+async def _prepare_store(settings: Settings) -> None:
+    async with started_store(settings):
+        pass  # the schema migrated (or indexes made) once, not by every worker at once
+
+
 def _serve(settings: Settings, demo: bool) -> None:
     import uvicorn
 
@@ -204,8 +209,27 @@ def _serve(settings: Settings, demo: bool) -> None:
             f"Other roles: .venv/bin/one-gateway token --org acme --role org_user\n",
             flush=True,
         )
+    if settings.workers == 1:
+        uvicorn.run(
+            create_app(settings),
+            host=settings.host,
+            port=settings.port,
+            log_level="info",
+            timeout_graceful_shutdown=settings.shutdown_grace_seconds,
+        )
+        return
+    # Each worker builds its app from the environment: pass the flags on through it, and make
+    # the generated secrets here, once, before the workers would race to make them.
+    os.environ.update(
+        ONE_HOST=settings.host, ONE_PORT=str(settings.port), ONE_WORKERS=str(settings.workers)
+    )
+    settings.jwt_secret_value()
+    KeyRing.from_settings(settings)
+    asyncio.run(_prepare_store(settings))
     uvicorn.run(
-        create_app(settings),
+        "gateway.app:create_app",
+        factory=True,
+        workers=settings.workers,
         host=settings.host,
         port=settings.port,
         log_level="info",
@@ -219,6 +243,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     serve = commands.add_parser("serve", help="run the gateway")
     serve.add_argument("--host")
     serve.add_argument("--port", type=int)
+    serve.add_argument("--workers", type=int, help="processes to run (above 1: ONE_REDIS_URL)")
     serve.add_argument(
         "--demo", action="store_true", help="seed demo data if missing and print a token"
     )
@@ -287,7 +312,11 @@ def main(argv: Sequence[str] | None = None) -> int:
             sys.stdout.write(sdl)
         return 0
     try:
-        flags = {"host": getattr(args, "host", None), "port": getattr(args, "port", None)}
+        flags = {
+            "host": getattr(args, "host", None),
+            "port": getattr(args, "port", None),
+            "workers": getattr(args, "workers", None),
+        }
         overrides = {k: v for k, v in flags.items() if v is not None}
         settings = load_settings(**overrides)
         if args.command == "serve":

@@ -51,6 +51,8 @@ class Settings(BaseSettings):
     shutdown_grace_seconds: int = Field(default=5, ge=1)
     host: str = "127.0.0.1"
     port: int = Field(default=8000, ge=1, le=65535)
+    # Processes `serve` runs (uvicorn workers); above 1 needs ONE_REDIS_URL (see README).
+    workers: int = Field(default=1, ge=1, le=64)
 
     # Limits and protection (README: "Limits and protection").
     max_body_bytes: int = Field(default=1024 * 1024, ge=1024)
@@ -127,6 +129,15 @@ class Settings(BaseSettings):
                 if not _HOST.fullmatch(entry):
                     raise ValueError(f"'{entry}' is neither a host name nor a CIDR") from None
         return value
+
+    @model_validator(mode="after")
+    def _workers_share_through_redis(self) -> Settings:
+        if self.workers > 1 and not self.redis_url:
+            raise ValueError(
+                "ONE_WORKERS above 1 needs ONE_REDIS_URL: the processes share subscriptions' "
+                "events, rate limits and daily calls only through Redis"
+            )
+        return self
 
     @model_validator(mode="after")
     def _production_needs_explicit_secrets(self) -> Settings:
