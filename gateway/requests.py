@@ -10,6 +10,7 @@ import logging
 import secrets
 from contextvars import ContextVar
 
+from starlette.requests import Request
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 log = logging.getLogger("one.gateway")
@@ -76,3 +77,18 @@ class RequestIds:
             await send({"type": "http.response.body", "body": json.dumps(body).encode()})
         finally:
             _request_id.reset(token)
+
+
+async def read_body(request: Request, limit: int) -> bytes | None:
+    """The request's body, or None once it is over `limit` bytes (by its Content-Length, or
+    as it streams in, before the rest is read)."""
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > limit:
+        return None
+    chunks, size = [], 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            return None
+        chunks.append(chunk)
+    return b"".join(chunks)

@@ -50,7 +50,7 @@ from gateway.admission import Admission
 from gateway.auth import Authenticator
 from gateway.persisted_queries import PersistedQueries
 from gateway.realtime import Realtime
-from gateway.requests import request_id
+from gateway.requests import read_body, request_id
 from gateway.settings import Settings
 from gateway.sse import event_stream, wants_event_stream
 from gateway.trusted import Safelists
@@ -483,16 +483,10 @@ def _media_type(content_type: str) -> str:
 
 
 async def _body(request: Request, limit: int) -> bytes:
-    declared = request.headers.get("content-length", "")
-    if declared.isdigit() and int(declared) > limit:
+    body = await read_body(request, limit)
+    if body is None:
         raise Refused(413, "PAYLOAD_TOO_LARGE", f"the request body is over {limit} bytes")
-    chunks, size = [], 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > limit:
-            raise Refused(413, "PAYLOAD_TOO_LARGE", f"the request body is over {limit} bytes")
-        chunks.append(chunk)
-    return b"".join(chunks)
+    return body
 
 
 def _json_value(text: str | bytes, what: str) -> Any:

@@ -29,20 +29,20 @@ import logging
 import re
 import time
 import uuid
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from gateway.requests import read_body
 from providers.errors import InvalidInputError
 from providers.native import NativeStore
-from providers.native.webhook_deliveries import WebhookDeliveries
 from providers.records import Kind, ProviderConfig, utcnow
 from providers.refs import Ref, native_ref
 from providers.sealing import Sealer, SealError, sealing_context, unseal_config
-from providers.thing_events import ThingEvent
+from providers.thing_events import ThingEvent, instant, same_version
 
 log = logging.getLogger("one.webhooks")
 
@@ -94,7 +94,7 @@ class Webhooks:
     def __init__(self, store: NativeStore, sealer: Sealer) -> None:
         self._store = store
         self._sealer = sealer
-        self._deliveries = WebhookDeliveries(store.engine)
+        self._deliveries = store.webhook_deliveries
         self._alerted: dict[tuple[str, str, str], float] = {}
 
     async def shopify(self, request: Request) -> Response:
@@ -159,15 +159,12 @@ class Webhooks:
         return status if taken else "duplicate"
 
     async def _is_echo(self, org_id: str, event: ThingEvent) -> bool:
-        newest = await self._store.events.of_targets(org_id, [event.target_ref], limit=1)
-        known = newest[event.target_ref]
-        if not known:
+        newest = (await self._store.events.of_targets(org_id, [event.target_ref], limit=1))[
+            event.target_ref
+        ]
+        if newest and newest[0].metadata.get("source") == "webhook":
             return False
-        newest_event = known[0].metadata
-        if newest_event.get("source") == "webhook":
-            return False
-        theirs = _instant(newest_event.get("version"))
-        return theirs is not None and theirs == _instant(event.metadata.get("version"))
+        return same_version(newest, instant(event.metadata.get("version")))
 
     async def _alert(self, org_id: str, provider: str, reason: str) -> None:
         now = time.monotonic()
@@ -203,7 +200,7 @@ class Webhooks:
         _check_shop_domain(config, request.headers.get("x-shopify-shop-domain"))
         delivery_id = request.headers.get("x-shopify-webhook-id") or _digest(raw)
         topic = request.headers.get("x-shopify-topic", "")
-        triggered = _instant(request.headers.get("x-shopify-triggered-at"))
+        triggered = instant(request.headers.get("x-shopify-triggered-at"))
         return await self._take_in(
             config, delivery_id, _shopify_event(topic, body, config, triggered)
         )
@@ -253,16 +250,10 @@ class Webhooks:
 
 
 async def _read_body(request: Request) -> bytes:
-    declared = request.headers.get("content-length", "")
-    if declared.isdigit() and int(declared) > MAX_BODY:
+    body = await read_body(request, MAX_BODY)
+    if body is None:
         raise _Refused(413, "body over 1 MiB")
-    chunks, size = [], 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > MAX_BODY:
-            raise _Refused(413, "body over 1 MiB")
-        chunks.append(chunk)
-    return b"".join(chunks)
+    return body
 
 
 def _json_object(raw: bytes) -> dict[str, Any]:
@@ -302,7 +293,7 @@ def _shopify_event(
         raise _Refused(400, "a product webhook needs the product's id")
     # The local id the provider gives a product (see providers/shopify_nodes.py).
     target = Ref(Kind.THING, "shopify", f"product-{number}")
-    version = _instant(body.get("updated_at")) or triggered or utcnow()
+    version = instant(body.get("updated_at")) or triggered or utcnow()
     return _thing_event(type, target, "product", topic, version)
 
 
@@ -324,7 +315,7 @@ def _notion_event(body: dict[str, Any], config: ProviderConfig) -> ThingEvent | 
         and not _same_uuid(parent.get("id"), config.config.get("database_id"))
     ):
         return None  # a page the integration sees, outside the organization's database
-    version = _instant(body.get("timestamp")) or utcnow()
+    version = instant(body.get("timestamp")) or utcnow()
     return _thing_event(type, Ref(Kind.THING, "notion", page_id), "document", kind, version)
 
 
@@ -342,17 +333,6 @@ def _thing_event(
             "version": version.isoformat(),
         },
     )
-
-
-def _instant(value: Any) -> datetime | None:
-    """An ISO 8601 moment, in UTC, or None when `value` is not one."""
-    if not isinstance(value, str):
-        return None
-    try:
-        moment = datetime.fromisoformat(value)
-    except ValueError:
-        return None
-    return (moment if moment.tzinfo else moment.replace(tzinfo=UTC)).astimezone(UTC)
 
 
 def _same_uuid(a: Any, b: Any) -> bool:

@@ -45,10 +45,10 @@ from redis.exceptions import RedisError
 from providers.errors import OneError
 from providers.native import NativeStore
 from providers.native.change_watermarks import ChangeWatermark
-from providers.records import Event, Kind, ProviderConfig, Thing, ThingStatus
+from providers.records import Kind, ProviderConfig, Thing, ThingStatus
 from providers.refs import Ref
 from providers.registry import ProviderPool
-from providers.thing_events import ThingEvent
+from providers.thing_events import ThingEvent, same_version
 from providers.wordpress import WordPressProvider
 from providers.wordpress_posts import NAME
 
@@ -194,7 +194,7 @@ class WordPressChanges:
         newest = await self._store.events.of_targets(mark.org_id, refs, limit=1)
         events = []
         for thing, ref in zip(fresh, refs, strict=True):
-            if _same_version(newest[ref], thing.updated_at):
+            if same_version(newest[ref], thing.updated_at):
                 done.echoes += 1
             else:
                 events.append(_change(thing, known=thing.id in mark.known))
@@ -277,16 +277,6 @@ def _deleted(local_id: str) -> ThingEvent:
     type = next(t for t, prefix in _ID_PREFIXES.items() if local_id.startswith(prefix))
     metadata = {"provider": NAME, "thing_type": type, "source": "poll"}
     return ThingEvent("entity_deleted", _ref(local_id), metadata)
-
-
-def _same_version(events: list[Event], version: datetime) -> bool:
-    recorded = events[0].metadata.get("version") if events else None
-    if not isinstance(recorded, str):
-        return False
-    try:
-        return datetime.fromisoformat(recorded) == version
-    except ValueError:
-        return False
 
 
 # Only the holder's token may extend or delete a lock.

@@ -6,10 +6,12 @@ others' once their upstream has accepted the write (an upstream cannot share a t
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
 
-from providers.records import JSONObject, Kind, Thing, ThingStatus
+from providers.records import Event, JSONObject, Kind, Thing, ThingStatus
 from providers.refs import Ref
 
 
@@ -51,3 +53,26 @@ def _event(type: str, thing: Thing, metadata: JSONObject) -> ThingEvent:
             "version": thing.updated_at.isoformat(),
         },
     )
+
+
+def same_version(newest: Sequence[Event], version: datetime | None) -> bool:
+    """Whether a thing's newest recorded event (`newest[0]`, if any) holds `version` as its
+    `version`, as the same instant: a change detected upstream that is already recorded,
+    such as the echo of the gateway's own write."""
+    recorded = instant(newest[0].metadata.get("version")) if newest else None
+    return recorded is not None and version is not None and recorded == instant_of(version)
+
+
+def instant(value: Any) -> datetime | None:
+    """An ISO 8601 moment in UTC (one without a zone taken as UTC), or None for anything
+    else."""
+    if not isinstance(value, str):
+        return None
+    try:
+        return instant_of(datetime.fromisoformat(value))
+    except ValueError:
+        return None
+
+
+def instant_of(moment: datetime) -> datetime:
+    return (moment if moment.tzinfo else moment.replace(tzinfo=UTC)).astimezone(UTC)

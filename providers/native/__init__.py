@@ -20,6 +20,7 @@ from providers.native.rows import MAX_PAGE_SIZE
 from providers.native.scope import PLAN_LIMITS
 from providers.native.things import ThingQuery, Things
 from providers.native.trusted_documents import TrustedDocuments
+from providers.native.webhook_deliveries import WebhookDeliveries
 
 __all__ = [
     "MAX_PAGE_SIZE",
@@ -52,6 +53,7 @@ class NativeStore:
         self.api_keys = ApiKeys(engine)
         self.trusted_documents = TrustedDocuments(engine)
         self.change_watermarks = ChangeWatermarks(engine)
+        self.webhook_deliveries = WebhookDeliveries(engine)
 
     async def start(self) -> None:
         await self.engine.start()
