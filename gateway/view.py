@@ -49,7 +49,7 @@ from strawberry.types.unset import UnsetType
 from gateway.admission import Admission
 from gateway.auth import Authenticator
 from gateway.persisted_queries import PersistedQueries
-from gateway.realtime import Realtime
+from gateway.realtime import Credentials, Realtime
 from gateway.requests import read_body, request_id
 from gateway.settings import Settings
 from gateway.sse import event_stream, wants_event_stream
@@ -218,15 +218,10 @@ class OneGraphQL(GraphQL[Context, None]):
         await self._require_trusted(actor, query)
         context = await self._context(request, actor)
         context.checked = checked
-        headers = request.headers
         context.live = self.realtime.session(
-            (
-                headers.get("authorization"),
-                headers.get("x-api-key"),
-                headers.get("x-one-organization"),
-            ),
+            _credentials(request.headers),
             self._actor,
-            resume_after=headers.get("last-event-id"),
+            resume_after=request.headers.get("last-event-id"),
         )
         allowed = {*_OPERATIONS[request.method], StrawberryOperation.SUBSCRIPTION}
         results = await self.schema.stream(
@@ -327,11 +322,7 @@ class OneGraphQL(GraphQL[Context, None]):
         for name, value in headers.items():
             if len(value) > self.settings.max_header_bytes:
                 raise Refused(431, "HEADER_TOO_LARGE", f"the '{name[:40]}' header is too large")
-        actor = await self._actor(
-            headers.get("authorization"),
-            headers.get("x-api-key"),
-            headers.get("x-one-organization"),
-        )
+        actor = await self._actor(*_credentials(headers))
         try:
             if isinstance(actor, Actor):
                 await self.admission.admit(actor)
@@ -387,23 +378,11 @@ class OneGraphQL(GraphQL[Context, None]):
             k.lower(): v for k, v in (context.connection_params or {}).items() if isinstance(v, str)
         }
         if params:
-            context.actor_or_error = await self._actor(
-                params.get("authorization"),
-                params.get("x-api-key"),
-                params.get("x-one-organization"),
-            )
+            context.actor_or_error = await self._actor(*_credentials(params))
         actor = context.actor_or_error
         if isinstance(actor, OneError):
             raise ConnectionRejectionError({"message": actor.message})
-        context.live = self.realtime.session(
-            (
-                params.get("authorization"),
-                params.get("x-api-key"),
-                params.get("x-one-organization"),
-            ),
-            self._actor,
-            resume_after=None,
-        )
+        context.live = self.realtime.session(_credentials(params), self._actor, resume_after=None)
         context.cost_budget = await self.admission.cost_budget(actor)
         context.admit = lambda: self.admission.admit(actor)
         context.trusted = lambda query: self.safelists.allows(actor, query)
@@ -443,6 +422,11 @@ class OneGraphQL(GraphQL[Context, None]):
         if (await self.store.organizations.get_many([org_id]))[0] is None:
             return NotFoundError("X-One-Organization names no organization")
         return replace(actor, org_id=org_id)
+
+
+def _credentials(source: Mapping[str, str]) -> Credentials:
+    """What names the actor, from request headers or (lower-cased) `connection_init` params."""
+    return (source.get("authorization"), source.get("x-api-key"), source.get("x-one-organization"))
 
 
 def _wants_graphiql(request: Request) -> bool:
