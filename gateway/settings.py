@@ -45,6 +45,9 @@ class Settings(BaseSettings):
     subscription_recheck_seconds: float = Field(default=5.0, gt=0)  # a subscriber's access
     # How often the relay looks for events another process committed but did not publish.
     relay_sweep_seconds: float = Field(default=2.0, gt=0)
+    # Nested selections loaded level by level in bulk and completed without graphql-core's
+    # per-field steps (resolvers/planning.py, resolvers/fast_fields.py); off only to compare.
+    planned_execution: bool = True
     # Change detection where the backend cannot push (gateway/wordpress_changes.py); 0: off.
     wordpress_poll_seconds: float = Field(default=30.0, ge=0)
     # At shutdown, how long open streams (SSE, WebSockets) may take before they are cut.

@@ -364,6 +364,7 @@ class OneGraphQL(GraphQL[Context, None]):
             limits=self.limits,
             cost_budget=budget,
             request_id=request_id(),
+            planning=self.settings.planned_execution,
         )
 
     def decode_json(self, data: str | bytes) -> object:

@@ -93,6 +93,26 @@ class ThingService:
         """In the order asked, None where missing: one batch per provider."""
         return list(await asyncio.gather(*(self.get(r, detail=detail) for r in refs)))
 
+    async def get_each(
+        self, refs: Sequence[Ref], *, detail: bool = True
+    ) -> list[Thing | Exception | None]:
+        """As `get_many`, with the error of each lookup in its place instead of raised (a
+        provider that fails fails only its own things): one batch per provider."""
+        providers: dict[str, Provider | Exception] = {}
+        for name in dict.fromkeys(r.provider for r in refs):
+            try:
+                providers[name] = await self._routes.named(name)
+            except Exception as exc:  # noqa: BLE001 - handed to each of its things
+                providers[name] = exc
+        loads: list[Awaitable[Any]] = []
+        for ref in refs:
+            provider = providers[ref.provider]
+            if isinstance(provider, Exception):
+                loads.append(_failed(provider))
+            else:
+                loads.append(self._batches.things(provider, detail=detail).load(ref.local_id))
+        return list(await asyncio.gather(*loads, return_exceptions=True))
+
     async def require(self, ref: Ref, *, detail: bool = True) -> Thing:
         found = await self.get(ref, detail=detail)
         if found is None:
@@ -200,6 +220,10 @@ def _require_write(provider: Provider) -> None:
         raise InvalidInputError(
             f"{provider.name} things are read-only here", provider=provider.name
         )
+
+
+async def _failed(error: Exception) -> None:
+    raise error
 
 
 def missing(ref: Ref) -> NotFoundError:

@@ -18,6 +18,7 @@ from resolvers.context import Info
 from resolvers.ids import global_id, parse_id
 from resolvers.node import Node, load_node
 from resolvers.permissions import Action, require
+from resolvers.planning import FROM, TO, Plan, below, plan_connections, resolved
 
 
 @strawberry.enum(description="Which connections of an entity: from it, to it, or both.")
@@ -35,14 +36,15 @@ class Connection(Node):
     valid_to: datetime | None
     created_at: datetime
     record: strawberry.Private[ConnectionRecord]
+    plan: strawberry.Private[Plan | None] = None  # see resolvers/planning.py
 
     @strawberry.field(name="from")
-    async def from_(self, info: Info) -> Node | None:
-        return await load_node(info, Ref.parse(self.record.from_ref))
+    def from_(self, info: Info) -> Node | None:
+        return resolved(self.plan, FROM, lambda: load_node(info, Ref.parse(self.record.from_ref)))
 
     @strawberry.field
-    async def to(self, info: Info) -> Node | None:
-        return await load_node(info, Ref.parse(self.record.to_ref))
+    def to(self, info: Info) -> Node | None:
+        return resolved(self.plan, TO, lambda: load_node(info, Ref.parse(self.record.to_ref)))
 
     @classmethod
     def from_record(cls, record: ConnectionRecord) -> Connection:
@@ -84,7 +86,9 @@ async def connections(
     """The connections of any entity (a thing, a person, an organization)."""
     info.context.actor  # noqa: B018 - authentication before anything else
     ref = parse_id(thing_id, field="thingId")
-    return await connections_of(info, str(ref), direction, relationship_type, at)
+    found = await connections_of(info, str(ref), direction, relationship_type, at)
+    await plan_connections(info.context, found, below(info))
+    return found
 
 
 @strawberry.input

@@ -89,6 +89,7 @@ class Context:
     trusted: Callable[[str], Awaitable[bool]] | None = None
     checked: Checked | None = None  # the document, already checked by the HTTP view
     live: Live | None = None  # on WebSockets and SSE streams
+    planning: bool = True  # planned execution of nested fields (resolvers/planning.py)
 
     def renew(self, actor: Actor) -> None:
         """A long-lived context (a subscription) before it resolves the next event: the

@@ -18,6 +18,7 @@ from resolvers.ids import global_id, parse_id
 from resolvers.node import Node, load_node
 from resolvers.people import Person
 from resolvers.permissions import event_metadata, hidden_event_types
+from resolvers.planning import ACTOR, TARGET, Plan, below, below_path, plan_links, resolved
 
 
 @strawberry.type(description="Something that happened: who did what to which entity, and when.")
@@ -25,6 +26,7 @@ class Event(Node):
     type: str
     timestamp: datetime
     record: strawberry.Private[EventRecord]
+    plan: strawberry.Private[Plan | None] = None  # see resolvers/planning.py
 
     @strawberry.field(
         description="Its place in the organization's event stream: pass as `after:` to "
@@ -38,7 +40,10 @@ class Event(Node):
         return JSON(event_metadata(info.context.actor, self.record.type, self.record.metadata))
 
     @strawberry.field(description="The person who acted; null for the system or an API key.")
-    async def actor(self, info: Info) -> Person | None:
+    def actor(self, info: Info) -> Person | None:
+        return resolved(self.plan, ACTOR, lambda: self._actor(info))
+
+    async def _actor(self, info: Info) -> Person | None:
         if self.record.actor_ref is None:
             return None
         ref = Ref.parse(self.record.actor_ref)
@@ -48,7 +53,10 @@ class Event(Node):
         return Person.from_record(record) if record else None
 
     @strawberry.field(description="What the event is about.")
-    async def target(self, info: Info) -> Node | None:
+    def target(self, info: Info) -> Node | None:
+        return resolved(self.plan, TARGET, lambda: self._target(info))
+
+    async def _target(self, info: Info) -> Node | None:
         if self.record.target_ref is None:
             return None
         return await load_node(info, Ref.parse(self.record.target_ref))
@@ -101,7 +109,7 @@ async def events(
         after=after,
     )
     page = await info.context.store.events.page(actor.org_id, query)
-    return EventPage(
+    result = EventPage(
         edges=[
             EventEdge(cursor=c, node=Event.from_record(e))
             for e, c in zip(page.items, page.cursors, strict=True)
@@ -112,3 +120,6 @@ async def events(
         ),
         total_count=page.total_count or 0,
     )
+    nodes = [e.node for e in result.edges]
+    await plan_links(info.context, nodes, below_path(below(info), ("edges", "node")))
+    return result

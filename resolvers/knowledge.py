@@ -13,6 +13,7 @@ from resolvers.context import Info
 from resolvers.ids import global_id, parse_id
 from resolvers.node import Node, load_node
 from resolvers.permissions import Action, require
+from resolvers.planning import SOURCE, Plan, below, plan_links, resolved
 
 
 @strawberry.type(description="A label or a chunk of text, linked to the thing it came from.")
@@ -23,8 +24,13 @@ class Knowledge(Node):
     created_at: datetime
     record: strawberry.Private[KnowledgeRecord]
 
+    plan: strawberry.Private[Plan | None] = None  # see resolvers/planning.py
+
     @strawberry.field
-    async def source(self, info: Info) -> Node | None:
+    def source(self, info: Info) -> Node | None:
+        return resolved(self.plan, SOURCE, lambda: self._source(info))
+
+    async def _source(self, info: Info) -> Node | None:
         if self.record.source_ref is None:
             return None
         return await load_node(info, Ref.parse(self.record.source_ref))
@@ -45,7 +51,9 @@ async def knowledge_search(info: Info, query: str, first: int = 20) -> list[Know
     """Knowledge whose text contains `query` (case-insensitive), newest first."""
     actor = info.context.actor
     found = await info.context.store.knowledge.search(actor.org_id, query, first=first)
-    return [Knowledge.from_record(k) for k in found]
+    result = [Knowledge.from_record(k) for k in found]
+    await plan_links(info.context, result, below(info))
+    return result
 
 
 @strawberry.input

@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import strawberry
 
-from providers.errors import NotFoundError
 from providers.records import Kind
 from providers.refs import Ref
-from providers.validation import excerpt
-from resolvers.context import Info
+from resolvers.context import Context, Info
 from resolvers.permissions import hidden_event_types
+from resolvers.planning import below, plan_nodes
 
 
 @strawberry.interface(description="Anything with a global id: `node(id:)` fetches it.")
@@ -20,45 +21,50 @@ class Node:
 async def load_node(info: Info, ref: Ref) -> Node:
     """The object `ref` names, if the actor's organization can see it; else `NotFoundError`,
     the same for what does not exist and what belongs to someone else."""
-    found = await _load(info, ref)
+    from resolvers.planning import not_found
+    from resolvers.things import wants_detail
+
+    context = info.context
+    if ref.kind is Kind.THING:
+        record = await context.things.get(ref, detail=wants_detail(info))
+    else:  # only things live outside the native store (`Ref.parse` refuses other ids)
+        record = await context.loaders.by_id(ref.kind).load(ref.local_id)
+    found = from_record(ref.kind, record, context) if record is not None else None
     if found is None:
-        raise NotFoundError(
-            f"nothing with id '{excerpt(str(ref))}' in your organization", id=str(ref)
-        )
+        raise not_found(ref)
     return found
 
 
-async def _load(info: Info, ref: Ref) -> Node | None:
+def from_record(kind: Kind, record: Any, context: Context) -> Node | None:
+    """The object of a record of `kind`, None when the actor may not see it."""
     from resolvers.connections import Connection
     from resolvers.events import Event
     from resolvers.knowledge import Knowledge
-    from resolvers.organizations import Organization, visible
+    from resolvers.organizations import Organization, visible_to
     from resolvers.people import Person
-    from resolvers.things import thing_from_record, wants_detail
+    from resolvers.things import thing_from_record
 
-    if ref.kind is Kind.THING:
-        thing = await info.context.things.get(ref, detail=wants_detail(info))
-        return thing_from_record(thing) if thing else None
-    # Only things live outside the native store (`Ref.parse` refuses other ids).
-    record = await info.context.loaders.by_id(ref.kind).load(ref.local_id)
-    if record is None:
-        return None
-    match ref.kind:
+    match kind:
+        case Kind.THING:
+            return thing_from_record(record)
         case Kind.ORGANIZATION:
-            return Organization.from_record(record) if visible(info, record) else None
+            return Organization.from_record(record) if visible_to(context.actor, record) else None
         case Kind.PERSON:
             return Person.from_record(record)
         case Kind.CONNECTION:
             return Connection.from_record(record)
         case Kind.EVENT:
-            hidden = record.type in hidden_event_types(info.context.actor)
+            hidden = record.type in hidden_event_types(context.actor)
             return None if hidden else Event.from_record(record)
         case Kind.KNOWLEDGE:
             return Knowledge.from_record(record)
+    return None
 
 
 async def node(info: Info, id: strawberry.ID) -> Node | None:
     """Any object by its global id; `null` with a NOT_FOUND error when it does not exist or
     is not yours to see."""
     info.context.actor  # noqa: B018 - authentication before anything else
-    return await load_node(info, Ref.parse(id))
+    found = await load_node(info, Ref.parse(id))
+    await plan_nodes(info.context, [found], below(info))
+    return found

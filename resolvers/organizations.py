@@ -22,7 +22,7 @@ from strawberry.scalars import JSON
 from providers.errors import ForbiddenError, InvalidInputError, NotFoundError
 from providers.records import Kind
 from providers.records import Organization as OrganizationRecord
-from resolvers.context import Info
+from resolvers.context import Actor, Info
 from resolvers.enums import Role
 from resolvers.ids import global_id, parse_id
 from resolvers.node import Node
@@ -31,7 +31,10 @@ from resolvers.permissions import Action, can, require, require_grant
 
 
 def visible(info: Info, record: OrganizationRecord) -> bool:
-    actor = info.context.actor
+    return visible_to(info.context.actor, record)
+
+
+def visible_to(actor: Actor, record: OrganizationRecord) -> bool:
     return (
         actor.role is Role.PLATFORM_OWNER
         or record.id == actor.org_id

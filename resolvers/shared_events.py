@@ -20,7 +20,8 @@ from typing import Any
 
 from graphql import ExecutionResult, FieldNode, OperationDefinitionNode, visit
 from graphql.language import Visitor
-from strawberry.schema.schema import StrawberryGraphQLCoreExecutionContext
+
+from resolvers.fast_fields import PlannedExecutor
 
 _KEPT = 512  # results kept: a burst of events times the distinct subscriptions of one moment
 _PERSONAL_FIELDS = frozenset({"memberships"})
@@ -55,8 +56,9 @@ _personal_operations: dict[int, tuple[OperationDefinitionNode, bool]] = {}
 executions = 0  # subscription events executed (not shared) in this process
 
 
-class SharedEventExecutor(StrawberryGraphQLCoreExecutionContext):
-    """Strawberry's executor, sharing each subscription event's result (module docstring)."""
+class SharedEventExecutor(PlannedExecutor):
+    """Strawberry's executor (with `PlannedExecutor`'s short path), sharing each subscription
+    event's result (module docstring)."""
 
     def execute_operation(self, serially: bool | None = None) -> Any:
         key = self._shared_key()

@@ -7,7 +7,6 @@ from typing import Any
 
 import strawberry
 from strawberry.scalars import JSON
-from strawberry.types.nodes import SelectedField, Selection
 
 from providers.provider import ListQuery
 from providers.records import Kind, Page
@@ -23,6 +22,19 @@ from resolvers.node import Node
 from resolvers.organizations import Organization
 from resolvers.people import Person
 from resolvers.permissions import Action, hidden_event_types, require
+from resolvers.planning import (
+    KNOWLEDGE,
+    ORGANIZATION,
+    OWNER,
+    Plan,
+    below,
+    below_path,
+    connections_key,
+    events_key,
+    plan_things,
+    resolved,
+)
+from resolvers.planning import wants_detail as selection_wants_detail
 
 
 @strawberry.interface(description="An entity of the ontology, from whichever provider owns it.")
@@ -37,8 +49,13 @@ class Thing(Node):
     updated_at: datetime
     record: strawberry.Private[ThingRecord]
 
+    plan: strawberry.Private[Plan | None] = None  # see resolvers/planning.py
+
     @strawberry.field(description="The person who owns this thing (an `owns` connection).")
-    async def owner(self, info: Info) -> Person | None:
+    def owner(self, info: Info) -> Person | None:
+        return resolved(self.plan, OWNER, lambda: self._owner(info))
+
+    async def _owner(self, info: Info) -> Person | None:
         loader = info.context.loaders.connections("in", "owns", None)
         owners = [Ref.parse(c.from_ref) for c in await loader.load(self.ref)]
         people = [r for r in owners if r.kind is Kind.PERSON]  # people live in the store
@@ -48,29 +65,43 @@ class Thing(Node):
         return Person.from_record(record) if record else None
 
     @strawberry.field
-    async def organization(self, info: Info) -> Organization | None:
+    def organization(self, info: Info) -> Organization | None:
+        return resolved(self.plan, ORGANIZATION, lambda: self._organization(info))
+
+    async def _organization(self, info: Info) -> Organization | None:
         record = await info.context.loaders.by_id(Kind.ORGANIZATION).load(self.record.org_id)
         return Organization.from_record(record) if record else None
 
     @strawberry.field
-    async def connections(
+    def connections(
         self,
         info: Info,
         relationship_type: str | None = None,
         direction: ConnectionDirection = ConnectionDirection.BOTH,
         at: datetime | None = None,
     ) -> list[Connection]:
-        return await connections_of(info, self.ref, direction, relationship_type, at)
+        plan = self.plan if at is None else None
+        return resolved(
+            plan,
+            connections_key(direction.value, relationship_type),
+            lambda: connections_of(info, self.ref, direction, relationship_type, at),
+        )
 
     @strawberry.field(description="The newest events about this thing.")
-    async def events(self, info: Info, first: int = 10) -> list[Event]:
+    def events(self, info: Info, first: int = 10) -> list[Event]:
+        return resolved(self.plan, events_key(first), lambda: self._events(info, first))
+
+    async def _events(self, info: Info, first: int) -> list[Event]:
         found = await info.context.loaders.events(min(max(first, 0), 100)).load(self.ref)
         # Configuration events are about organizations, not things: this only keeps it so.
         hidden = hidden_event_types(info.context.actor)
         return [Event.from_record(e) for e in found if e.type not in hidden]
 
     @strawberry.field
-    async def knowledge(self, info: Info) -> list[Knowledge]:
+    def knowledge(self, info: Info) -> list[Knowledge]:
+        return resolved(self.plan, KNOWLEDGE, lambda: self._knowledge(info))
+
+    async def _knowledge(self, info: Info) -> list[Knowledge]:
         return [
             Knowledge.from_record(k) for k in await info.context.loaders.knowledge().load(self.ref)
         ]
@@ -170,27 +201,11 @@ class ThingPage:
     )
 
 
-_DETAIL_FIELDS = frozenset({"content", "excerpt", "properties"})
-
-
 def wants_detail(info: Info, path: tuple[str, ...] = ()) -> bool:
     """Whether the selection asks for a thing's heavy fields (bodies), through fragments too,
     at `path` below this field (e.g. `("edges", "node")` for a page): a provider may then
     leave them out of its upstream request."""
-
-    def fields(selections: list[Selection]) -> list[SelectedField]:
-        found: list[SelectedField] = []
-        for selection in selections:
-            if isinstance(selection, SelectedField):
-                found.append(selection)
-            else:
-                found += fields(selection.selections)
-        return found
-
-    level = fields(list(info.selected_fields))
-    for name in path:
-        level = fields([s for f in level if f.name == name for s in f.selections])
-    return any(f.name in _DETAIL_FIELDS for f in fields([s for f in level for s in f.selections]))
+    return selection_wants_detail(below_path(below(info), path))
 
 
 async def thing(info: Info, id: strawberry.ID) -> Thing | None:
@@ -198,7 +213,11 @@ async def thing(info: Info, id: strawberry.ID) -> Thing | None:
     or is not yours to see."""
     info.context.actor  # noqa: B018 - authentication before anything else
     ref = parse_id(id, Kind.THING)
-    return thing_from_record(await info.context.things.require(ref, detail=wants_detail(info)))
+    selections = below(info)
+    record = await info.context.things.require(ref, detail=selection_wants_detail(selections))
+    found = thing_from_record(record)
+    await plan_things(info.context, [found], selections)
+    return found
 
 
 def _page(page: Page[ThingRecord]) -> ThingPage:
@@ -227,6 +246,7 @@ async def things(
     """Your organization's things of a type, from the provider that type is routed to
     (without a type: every thing in the native store). `first` is at most 100."""
     info.context.actor  # noqa: B018 - authentication before anything else
+    nodes = below_path(below(info), ("edges", "node"))
     query = ListQuery(
         type=type,
         status=status,
@@ -234,9 +254,11 @@ async def things(
         modified_after=modified_after,
         first=first,
         after=after,
-        detail=wants_detail(info, ("edges", "node")),
+        detail=selection_wants_detail(nodes),
     )
-    return _page(await info.context.things.page(query))
+    page = _page(await info.context.things.page(query))
+    await plan_things(info.context, [e.node for e in page.edges], nodes)
+    return page
 
 
 @strawberry.input
