@@ -78,6 +78,9 @@ class _Field:
 
 
 _fields: WeakKeyDictionary[GraphQLSchema, dict[tuple[str, str], _Field]] = WeakKeyDictionary()
+# (response key, how to complete the field or None for __typename, its nodes, its plan key
+# or None when it is read off the object)
+_Selected = tuple[str, _Field | None, Any, Any]
 
 
 def _attribute(field: StrawberryField) -> Callable[[Any], Any]:
@@ -133,6 +136,7 @@ class PlannedExecutor(StrawberryGraphQLCoreExecutionContext):
         self._short = not wrapped and getattr(self.context_value, "planning", True) is True
         self._fields = _schema_fields(self.schema) if self._short else {}
         self._unfit: set[tuple[str, int]] = set()
+        self._selections: dict[tuple[str, int], tuple[Any, list[_Selected]]] = {}
 
     # -- scalar fields of objects the general path completes ------------------------------
 
@@ -209,42 +213,64 @@ class PlannedExecutor(StrawberryGraphQLCoreExecutionContext):
         return self._object(runtime, details, result)
 
     def _object(self, type_: GraphQLObjectType, details: Any, result: Any) -> dict[str, Any]:
-        grouped, deferred, _ = self.collect_subfields(type_, details)
-        if deferred:
-            raise _Unfit
         out: dict[str, Any] = {}
-        fields = self._fields
-        for response_key, field_details in grouped.items():
-            node = field_details[0].node
-            name = node.name.value
-            if name == "__typename":
+        plan = None
+        for response_key, field, field_details, key in self._selection(type_, details):
+            if field is None:  # __typename
                 out[response_key] = type_.name
                 continue
-            field = fields.get((type_.name, name))
-            if field is None:
-                raise _Unfit
-            if field.read is not None:
-                value = field.read(result)
+            if key is None:
+                value = field.read(result)  # type: ignore[misc]
             else:
-                plan = getattr(result, "plan", None)
                 if plan is None:
-                    raise _Unfit
-                args = (
-                    get_argument_values(type_.fields[name], node, self.variable_values)
-                    if node.arguments or type_.fields[name].args
-                    else {}
-                )
-                planned = planned_key(name, args)
-                if planned is None or planned not in plan:
-                    raise _Unfit
-                value = plan[planned]
-                if isinstance(value, Exception):
+                    plan = getattr(result, "plan", None)
+                    if plan is None:
+                        raise _Unfit
+                value = plan.get(key, _Unfit)
+                if value is _Unfit or isinstance(value, Exception):
                     raise _Unfit
             if field.coerce is not None:
                 out[response_key] = self._leaf(field, value)
             else:
                 out[response_key] = self._complete(field.type, field_details, value)
         return out
+
+    def _selection(self, type_: GraphQLObjectType, details: Any) -> list[_Selected]:
+        """The fields a selection asks of `type_`, each with how to complete it: worked out
+        once per request for each selection (the variables do not change in a request)."""
+        cache_key = (type_.name, id(details))
+        found = self._selections.get(cache_key)
+        if found is not None:
+            if found[0] is not details:
+                raise _Unfit  # pragma: no cover - an id reused; cannot happen while kept
+            return found[1]
+        grouped, deferred, _ = self.collect_subfields(type_, details)
+        if deferred:
+            raise _Unfit
+        selected: list[_Selected] = []
+        for response_key, field_details in grouped.items():
+            node = field_details[0].node
+            name = node.name.value
+            if name == "__typename":
+                selected.append((response_key, None, field_details, None))
+                continue
+            field = self._fields.get((type_.name, name))
+            if field is None:
+                raise _Unfit
+            key = None
+            if field.read is None:
+                definition = type_.fields[name]
+                args = (
+                    get_argument_values(definition, node, self.variable_values)
+                    if node.arguments or definition.args
+                    else {}
+                )
+                key = planned_key(name, args)
+                if key is None:
+                    raise _Unfit
+            selected.append((response_key, field, field_details, key))
+        self._selections[cache_key] = (details, selected)
+        return selected
 
     @staticmethod
     def _leaf(field: _Field, value: Any) -> Any:
