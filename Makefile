@@ -48,6 +48,9 @@ schema: $(STAMP)
 	$(BIN)/one-gateway export-schema --output schema.graphql
 
 bench: $(STAMP) system-deps
+	@command -v wrk >/dev/null || { \
+		$(SUDO) apt-get update -qq && \
+		DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq wrk; }
 	$(BIN)/python bench/run.py
 	$(BIN)/python bench/calibration.py
 	$(BIN)/python bench/federation.py

@@ -1,11 +1,13 @@
 """`make bench` (calibration): the gateway against plain Strawberry and raw Starlette, one run.
 
 Absolute requests per second say more about the machine than about the gateway, so this
-script measures, in one run, with the same load generator (`bench/run.py`'s: httpx, here on
-uvloop, in this process, `--concurrency` clients back to back for `--duration` seconds after
-20 requests of warm-up) and the same server settings (one uvicorn worker, uvloop, httptools;
-each server alone on the machine with this process), the apps of `bench/calibration_apps.py` and the
-gateway:
+script measures, in one run, with the same load generator (`wrk`, Debian's, which `make bench`
+installs: `--concurrency` keep-alive connections for `--duration` seconds after 20 requests of
+warm-up, each request's body picked from 200 made beforehand; `bench/wrk.py`. Without wrk, or
+with `--httpx`, `bench/run.py`'s httpx clients on uvloop in this process, which cap the fast
+scenarios at a few hundred requests a second) and the same server settings (one uvicorn
+worker, uvloop, httptools; each server alone on the machine with the load generator), the apps
+of `bench/calibration_apps.py` and the gateway:
 
 1. plain Strawberry + aiodataloader, in-memory data, no parser or validation cache;
 2. the same app with Strawberry's `ParserCache` and `ValidationCache`;
@@ -46,6 +48,7 @@ import uvloop
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from bench import wrk  # noqa: E402
 from bench.calibration_apps import TASK_IDS  # noqa: E402
 from bench.run import NESTED, ONE, _free_port, client, drive, seed, serving_gateway  # noqa: E402
 
@@ -142,6 +145,9 @@ async def _measure(
     async with client(url, args.concurrency, token) as c:
         for _ in range(20):  # warm up
             (await c.post("/graphql", json=make_body())).raise_for_status()
+    if wrk.available() and not args.httpx:
+        return _measure_wrk(url, pid, token, make_body, args)
+    async with client(url, args.concurrency, token) as c:
         cpu, own = _cpu_seconds(pid), _own_cpu_seconds()
         latencies, elapsed = await drive(
             c, make_body, concurrency=args.concurrency, duration=args.duration, warmup=0
@@ -154,6 +160,26 @@ async def _measure(
         "p99_ms": latencies[max(int(len(latencies) * 0.99) - 1, 0)] * 1000,
         "server_cpu_ms": cpu * 1000 / len(latencies) if pid else None,
         "client_cpu_ms": own * 1000 / len(latencies),
+    }
+
+
+def _measure_wrk(
+    url: str, pid: int, token: str, make_body: Callable[[], dict[str, Any]], args: Any
+) -> dict[str, Any]:
+    bodies = [make_body() for _ in range(200)]
+    headers = {"Authorization": f"Bearer {token}"} if token else {}
+    cpu = _cpu_seconds(pid)
+    result = wrk.run(url, bodies, headers, concurrency=args.concurrency, duration=args.duration)
+    cpu = _cpu_seconds(pid) - cpu
+    if result.failed:
+        raise SystemExit(f"{result.failed} of {result.requests} requests to {url} failed")
+    return {
+        "requests": result.requests,
+        "rps": result.requests / result.seconds,
+        "p50_ms": result.p50_ms,
+        "p99_ms": result.p99_ms,
+        "server_cpu_ms": cpu * 1000 / result.requests if pid else None,
+        "client_cpu_ms": result.cpu_seconds * 1000 / result.requests,
     }
 
 
@@ -181,6 +207,11 @@ def main() -> None:
     parser.add_argument("--concurrency", type=int, default=16)
     parser.add_argument("--rounds", type=int, default=1)
     parser.add_argument("--extra-things", type=int, default=1000)
+    parser.add_argument(
+        "--httpx",
+        action="store_true",
+        help="drive the load from Python (httpx) even where wrk is installed",
+    )
     args = parser.parse_args()
 
     data_dir = Path(tempfile.mkdtemp(prefix="one-bench-calibration-"))
@@ -304,11 +335,12 @@ def _print(
         mark = "" if t["value"] is None else (" met" if t["value"] >= t["target"] else " not met")
         by_cpu = "n/a" if t["by_server_cpu"] is None else f"{t['by_server_cpu']:.2f}x"
         print(f"| {t['ratio']} | {value} | ≥ {t['target']:g}x{mark} | {by_cpu} |")
-    print(
-        "\nreq/s is bounded by the load generator (httpx, in one Python process) where its CPU "
-        "per request exceeds the server's: the raw Starlette ceiling and the fast scenarios are "
-        "a floor; the server-CPU ratio does not depend on the load generator."
-    )
+    if args.httpx or not wrk.available():
+        print(
+            "\nreq/s is bounded by the load generator (httpx, in one Python process) where its "
+            "CPU per request exceeds the server's: the raw Starlette ceiling and the fast "
+            "scenarios are a floor; the server-CPU ratio does not depend on the load generator."
+        )
     if not same:
         print("\nWARNING: the plain app's nested answer differs in shape from the gateway's")
 
