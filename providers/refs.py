@@ -6,11 +6,12 @@ characters are used, so an id can travel in a path or query string unescaped.
 
 from __future__ import annotations
 
+import functools
 import re
 import secrets
 import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from providers.errors import InvalidInputError
 from providers.records import NATIVE, Kind
@@ -25,13 +26,22 @@ class Ref:
     kind: Kind
     provider: str
     local_id: str
+    # The text, made once: a large answer turns thousands of references into strings.
+    _text: str = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "_text", f"{self.kind.value}.{self.provider}.{self.local_id}")
 
     def __str__(self) -> str:
-        return f"{self.kind.value}.{self.provider}.{self.local_id}"
+        return self._text
 
     @classmethod
     def parse(cls, value: str, *, expect: Kind | None = None, field: str = "id") -> Ref:
         """Parse and validate a global id, raising `InvalidInputError` when malformed."""
+        return _parse(value, expect, field)  # the same references recur: kept (immutable)
+
+    @classmethod
+    def _parse(cls, value: str, expect: Kind | None, field: str) -> Ref:
         if len(value) > _MAX_REF_LENGTH:
             raise InvalidInputError(f"'{field}' is not a valid id: too long", field=field)
         parts = value.split(".", 2)
@@ -65,6 +75,11 @@ class Ref:
                 field=field,
             )
         return cls(kind, provider, local_id)
+
+
+@functools.lru_cache(maxsize=16384)
+def _parse(value: str, expect: Kind | None, field: str) -> Ref:
+    return Ref._parse(value, expect, field)
 
 
 def native_ref(kind: Kind, local_id: str) -> str:
