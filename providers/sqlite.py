@@ -72,20 +72,33 @@ def _encode_value(table: Table, field: str, value: Any) -> Any:
     return value
 
 
-def _decode(table: Table, row: sqlite3.Row) -> Row:
-    out: Row = {}
-    for name in row.keys():  # noqa: SIM118 - sqlite3.Row is not iterable by name
-        value = row[name]
-        kind = table.columns[name]
-        if value is None:
-            out[name] = None
-        elif kind == "json":
-            out[name] = json.loads(value)
-        elif kind == "datetime":
-            out[name] = datetime.fromisoformat(value)
-        else:
-            out[name] = value
-    return out
+def _json(value: str) -> Any:
+    if value == "{}":  # most properties and metadata
+        return {}
+    return json.loads(value)
+
+
+_DECODERS: dict[str, Callable[[Any], Any] | None] = {
+    "json": _json,
+    "datetime": datetime.fromisoformat,
+}
+
+
+def _decode(table: Table, rows: list[sqlite3.Row]) -> list[Row]:
+    """Rows as dicts of Python values; each column's decoder looked up once per query."""
+    if not rows:
+        return []
+    columns = [
+        (i, name, _DECODERS.get(table.columns[name])) for i, name in enumerate(rows[0].keys())
+    ]
+    decoded: list[Row] = []
+    for row in rows:
+        out: Row = {}
+        for i, name, decode in columns:
+            value = row[i]
+            out[name] = decode(value) if decode is not None and value is not None else value
+        decoded.append(out)
+    return decoded
 
 
 def _where_sql(table: Table, where: Where, params: list[Any]) -> str:
@@ -258,7 +271,7 @@ class SQLiteEngine:
         params.append(limit)
         self.queries += 1
         rows = await self._run(self._readers, lambda c: c.execute(sql, params).fetchall())
-        return [_decode(table, r) for r in rows]
+        return _decode(table, rows)
 
     async def _find(
         self,
@@ -272,7 +285,7 @@ class SQLiteEngine:
         sql, params = _select_sql(table, where, order, limit)
         self.queries += 1
         rows = await self._run(pool, lambda c: c.execute(sql, params).fetchall())
-        return [_decode(table, r) for r in rows]
+        return _decode(table, rows)
 
     async def _count(self, pool: ThreadPoolExecutor, table_name: str, where: Where) -> int:
         table = TABLES[table_name]
