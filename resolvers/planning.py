@@ -1,24 +1,27 @@
-"""Planned execution: a resolver that returns things looks ahead at the selection below it
-and loads every level it can in bulk, so that the nested fields complete synchronously.
+"""Planned execution: a resolver that returns objects looks ahead at the selection below
+them and loads every level in bulk, so that the nested fields need no loader round each.
 
-`things`, `thing`, `node` and `connections` call `plan_things` / `plan_connections` with the
-objects they return. The planner reads the selection (through fragments and inline fragments
-whose type condition the object meets, honouring `@skip` and `@include`) and loads, once per
-level and through the request's loaders (so nothing is fetched twice, and each provider still
-gets one batch per level):
+`things`, `thing`, `node`, `connections`, `events` and `knowledgeSearch` hand what they return
+to the planner with the selection below it. The planner reads the selection (through
+fragments and inline fragments whose type condition the object meets, honouring `@skip` and
+`@include`) and loads it level by level, breadth first, through the request's loaders (so
+nothing is fetched twice) in two rounds per level, each one batch per loader:
 
-    Thing.owner, Thing.organization, Thing.connections(direction, relationshipType),
-    Thing.events(first), Thing.knowledge; Connection.from and Connection.to, and below those
-    the far ends' own planned fields
+1. the lists hanging off things: `owner` (its `owns` connections), `organization`,
+   `connections(direction, relationshipType)`, `events(first)`, `knowledge`;
+2. every object named by reference at that level: owners, `Connection.from`/`to`,
+   `Event.actor`/`target`, `Knowledge.source` (things through the thing service: one batch
+   per provider, with their heavy fields when a selection below wants them).
 
 Each object carries a `plan`: a field's key (its name and arguments) -> its value, or the
 exception its unplanned resolver would raise (a failing upstream fails only the fields of its
 own things). The resolvers of these fields are plain functions (`resolved`): with a planned
-value they return it at once, or raise its error: no coroutine, no task, no loader round per
-field. Without one (`connections(at:)`, an argument the planner does not model, a field below
-an object it did not plan) they return the awaitable of the unplanned path, which graphql-core
-awaits as before. Both paths build their answers with the same functions, so a response is
-the same either way (tests/resolvers/test_planned.py compares them).
+value they return it at once, or raise its error. Without one (`connections(at:)`, an
+argument the planner does not model, a field below an object it did not plan) they return the
+awaitable of the unplanned path, which graphql-core awaits as before. Both paths build their
+answers with the same functions; `resolvers/fast_fields.py` then completes planned answers
+without graphql-core's per-field steps. `ONE_PLANNED_EXECUTION=false` turns both off;
+tests/resolvers/test_planned.py checks that answers, errors included, are the same either way.
 """
 
 from __future__ import annotations
