@@ -12,7 +12,10 @@ of `bench/calibration_apps.py` and the gateway:
 1. plain Strawberry + aiodataloader, in-memory data, no parser or validation cache;
 2. the same app with Strawberry's `ParserCache` and `ValidationCache`;
 3. a raw Starlette JSON endpoint (the stack's ceiling);
-4. ONE Gateway (`one-gateway serve`, embedded store, seeded as `bench/run.py` seeds it).
+4. ONE Gateway (`one-gateway serve`, embedded store, seeded as `bench/run.py` seeds it), with
+   its response cache off;
+5. the same gateway with its response cache on, asked the nested query again and again: a
+   hit each time after the first.
 
 The query shapes are `bench/run.py`'s (`thing(id)`, and the nested `things(first: 100)` with
 owner and both connections with their far end) plus a trivial one for the plain apps (5
@@ -58,6 +61,7 @@ PLAIN = "plain Strawberry, no caches"
 CACHED = "plain Strawberry + parser/validation caches"
 STARLETTE = "raw Starlette JSON"
 GATEWAY = "ONE Gateway"
+GATEWAY_CACHED = "ONE Gateway, response cache hits"
 
 # Shapes: the plain uncached app's scenario each one is compared with.
 TRIVIAL_SHAPE = "trivial: things(first: 5) { id name status }"
@@ -74,7 +78,12 @@ TARGETS = (
         (PLAIN, TRIVIAL_SHAPE),
         2.7,
     ),
-    ("nested response-cache hit ÷ raw Starlette", None, (STARLETTE, CONSTANT_SHAPE), 0.25),
+    (
+        "nested response-cache hit ÷ raw Starlette",
+        (GATEWAY_CACHED, NESTED_SHAPE),
+        (STARLETTE, CONSTANT_SHAPE),
+        0.25,
+    ),
 )
 
 
@@ -123,6 +132,17 @@ def serving_uvicorn(app: str) -> Iterator[tuple[str, int]]:
     finally:
         server.terminate()
         server.wait(timeout=15)
+
+
+@contextmanager
+def serving_gateway_cached(data_dir: Path, *, response_cache: bool) -> Iterator[tuple[str, int]]:
+    """`bench/run.py`'s gateway, with its response cache on or off."""
+    os.environ["ONE_RESPONSE_CACHE"] = "true" if response_cache else "false"
+    try:
+        with serving_gateway(data_dir) as served:
+            yield served
+    finally:
+        del os.environ["ONE_RESPONSE_CACHE"]
 
 
 def _cpu_seconds(pid: int) -> float:
@@ -231,8 +251,13 @@ def main() -> None:
         ),
         App(
             GATEWAY,
-            lambda: serving_gateway(data_dir),
+            lambda: serving_gateway_cached(data_dir, response_cache=False),
             [(ONE_SHAPE, _ids_body(ONE, ids)), (NESTED_SHAPE, _body(NESTED))],
+        ),
+        App(
+            GATEWAY_CACHED,
+            lambda: serving_gateway_cached(data_dir, response_cache=True),
+            [(NESTED_SHAPE, _body(NESTED))],
         ),
     ]
     print(

@@ -39,7 +39,6 @@ class Admission:
         """Raises `RateLimitedError` or `QuotaExceededError` when `actor` may not run now."""
         s = self._settings
         key = f"key:{actor.api_key_id}" if actor.api_key_id else f"person:{actor.person_id}"
-        await self._limits.enforce(key, s.actor_rate, s.actor_burst)
         limits = await self._plan(actor.org_id)
         org_limit = limits.get("api_calls_per_day")
         org_limit = org_limit if isinstance(org_limit, int) else None
@@ -47,7 +46,10 @@ class Admission:
         # Owners (people, not their API keys) may spend the whole day; anyone else a share.
         if org_limit is not None and (actor.api_key_id is not None or actor.role not in _OWNERS):
             actor_limit = max(1, math.ceil(org_limit * s.actor_daily_share))
-        await self._limits.count_call(actor.org_id, key, org_limit, actor_limit)
+        # The token and the call in one step (one Redis round trip): no token, not counted.
+        await self._limits.admit(
+            key, s.actor_rate, s.actor_burst, actor.org_id, org_limit, actor_limit
+        )
 
     async def cost_budget(self, actor: Actor | None) -> int:
         budgets = self._settings.query_cost_budgets

@@ -23,6 +23,7 @@ from gateway.metrics import Metrics, MetricsMiddleware
 from gateway.rate_limits import RateLimits
 from gateway.realtime import Realtime
 from gateway.requests import RequestIds
+from gateway.response_cache import ResponseCache
 from gateway.settings import Settings, load_settings
 from gateway.store import open_store
 from gateway.tracing import TraceContext, configure_tracing
@@ -32,6 +33,7 @@ from gateway.webhooks import webhook_routes
 from gateway.wordpress_changes import WordPressChanges
 from providers.native import NativeStore
 from providers.registry import ProviderPool
+from resolvers.schema import schema
 
 log = logging.getLogger("one.gateway")
 
@@ -58,14 +60,19 @@ def create_app(settings: Settings | None = None, *, store: NativeStore | None = 
     limits = RateLimits.from_url(settings.redis_url)
     realtime = Realtime(store, settings)
     metrics.watch_realtime(realtime)
+    cache = ResponseCache(store, settings, schema._schema) if settings.response_cache else None
+    if cache is not None:
+        metrics.watch_response_cache(cache)
     graphql = OneGraphQL(
-        store, auth, providers, Admission(store, limits, settings), settings, realtime
+        store, auth, providers, Admission(store, limits, settings), settings, realtime, cache
     )
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         await store.start()
         await realtime.start()
+        if cache is not None:
+            await cache.start()
         log.info("gateway ready on the %s store", store.engine.name)
         checks = None
         if settings.health_check_seconds > 0:
@@ -89,6 +96,8 @@ def create_app(settings: Settings | None = None, *, store: NativeStore | None = 
             if changes is not None:
                 await changes.stop()
             await realtime.stop()
+            if cache is not None:
+                await cache.stop()
             await http.aclose()
             await limits.close()
             await store.close()
@@ -146,4 +155,5 @@ def create_app(settings: Settings | None = None, *, store: NativeStore | None = 
     app.state.providers = providers
     app.state.keyring = keyring
     app.state.realtime = realtime
+    app.state.response_cache = cache
     return app

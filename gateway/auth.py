@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import math
 import time
 from typing import Any
 
@@ -106,36 +107,49 @@ class Authenticator:
         (`X-API-Key`, or a Bearer value that is a key) acts with the key's organization and
         role until it is revoked.
         """
-        if api_key:
-            return await self._key_actor(api_key.strip(), store)
-        if not authorization:
-            return UnauthenticatedError(
-                "authentication required: send 'Authorization: Bearer <token>' or 'X-API-Key'"
-            )
-        scheme, _, token = authorization.partition(" ")
-        if scheme.lower() != "bearer" or not token.strip():
-            return UnauthenticatedError("the Authorization header must be 'Bearer <token>'")
-        if looks_like_key(token.strip()):
-            return await self._key_actor(token.strip(), store)
-        try:
-            claims = await self.verify(token.strip())
-        except UnauthenticatedError as exc:
-            return exc
-        person_id, org_id = str(claims["sub"]), str(claims["org"])
-        membership = (await store.people.memberships(org_id, [person_id])).get(person_id)
-        if membership is None:
-            return UnauthenticatedError("the token's person is not a member of its organization")
-        return Actor(org_id=org_id, role=membership.role, person_id=person_id)
+        return (await self.identify(authorization, store, api_key))[0]
 
-    async def _key_actor(self, secret: str, store: NativeStore) -> Actor | OneError:
+    async def identify(
+        self, authorization: str | None, store: NativeStore, api_key: str | None = None
+    ) -> tuple[Actor | OneError, float]:
+        """`authenticate`'s answer, and until when (Unix time) its credentials are valid:
+        the token's expiry, else forever (`gateway/access.py` decides how long to trust it)."""
+        try:
+            if api_key:
+                return await self._key_actor(api_key.strip(), store), math.inf
+            token = _bearer(authorization)
+            if looks_like_key(token):
+                return await self._key_actor(token, store), math.inf
+            claims = await self.verify(token)
+            person_id, org_id = str(claims["sub"]), str(claims["org"])
+            membership = (await store.people.memberships(org_id, [person_id])).get(person_id)
+            if membership is None:
+                raise UnauthenticatedError("the token's person is not a member of its organization")
+            actor = Actor(org_id=org_id, role=membership.role, person_id=person_id)
+            return actor, float(claims["exp"])
+        except UnauthenticatedError as exc:
+            return exc, math.inf
+
+    async def _key_actor(self, secret: str, store: NativeStore) -> Actor:
         key = await store.api_keys.find(secret) if looks_like_key(secret) else None
         if key is None:
-            return UnauthenticatedError("the API key is not valid, or was revoked")
+            raise UnauthenticatedError("the API key is not valid, or was revoked")
         now = time.monotonic()
         if now - self._touched.get(key.id, -TOUCH_EVERY) >= TOUCH_EVERY:
             self._touched[key.id] = now
             await store.api_keys.touch(key)
         return Actor(org_id=key.org_id, role=key.role, person_id=None, api_key_id=key.id)
+
+
+def _bearer(authorization: str | None) -> str:
+    if not authorization:
+        raise UnauthenticatedError(
+            "authentication required: send 'Authorization: Bearer <token>' or 'X-API-Key'"
+        )
+    scheme, _, token = authorization.partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        raise UnauthenticatedError("the Authorization header must be 'Bearer <token>'")
+    return token.strip()
 
 
 def authenticator(settings: Settings) -> Authenticator:

@@ -12,6 +12,7 @@ from prometheus_client.registry import Collector
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from gateway.realtime import Realtime
+from gateway.response_cache import ResponseCache
 from providers.native import NativeStore
 from providers.upstream import CircuitState, Upstreams
 
@@ -70,6 +71,31 @@ class _RealtimeCollector(Collector):
         )
 
 
+class _ResponseCacheCollector(Collector):
+    def __init__(self, cache: ResponseCache) -> None:
+        self._cache = cache
+
+    def collect(self) -> Iterator[CounterMetricFamily | GaugeMetricFamily]:
+        cache = self._cache
+        yield CounterMetricFamily(
+            "one_response_cache_hits", "Queries answered from the response cache", value=cache.hits
+        )
+        yield CounterMetricFamily(
+            "one_response_cache_misses",
+            "Cacheable queries the response cache could not answer",
+            value=cache.misses,
+        )
+        yield CounterMetricFamily(
+            "one_response_cache_invalidations",
+            "Writes that made an organization's kept answers stale",
+            value=cache.generations.invalidations,
+        )
+        yield GaugeMetricFamily("one_response_cache_entries", "Answers kept", value=len(cache))
+        yield GaugeMetricFamily(
+            "one_response_cache_bytes", "Bytes of the answers kept", value=cache.size
+        )
+
+
 class Metrics:
     """One registry per app, so two apps in one process (tests) never share counters.
     It observes the upstream calls too (`providers.upstream.UpstreamObserver`)."""
@@ -95,6 +121,8 @@ class Metrics:
             registry=self.registry,
         )
         self.registry.register(_StoreCollector(store))
+        # (route, status) -> its latency histogram and request counter; routes are few
+        self._served: dict[tuple[str, int], tuple[Histogram, Counter]] = {}
 
     def watch_circuits(self, upstreams: Upstreams) -> None:
         self.registry.register(_CircuitCollector(upstreams))
@@ -102,11 +130,24 @@ class Metrics:
     def watch_realtime(self, realtime: Realtime) -> None:
         self.registry.register(_RealtimeCollector(realtime))
 
+    def watch_response_cache(self, cache: ResponseCache) -> None:
+        self.registry.register(_ResponseCacheCollector(cache))
+
     def exchanged(self, provider: str, seconds: float) -> None:
         self.upstream_latency.labels(provider).observe(seconds)
 
     def failed(self, provider: str, code: str) -> None:
         self.upstream_errors.labels(provider, code).inc()
+
+    def served(self, route: str, status: int, seconds: float) -> None:
+        """One HTTP request answered. The labelled series are kept: finding them again
+        (`labels()`, under a lock) cost more than counting."""
+        series = self._served.get((route, status))
+        if series is None:
+            series = (self.latency.labels(route), self.requests.labels(route, str(status)))
+            self._served[(route, status)] = series
+        series[0].observe(seconds)
+        series[1].inc()
 
     def render(self) -> bytes:
         return generate_latest(self.registry)
@@ -136,5 +177,4 @@ class MetricsMiddleware:
         try:
             await self.app(scope, receive, send_with_status)
         finally:
-            self.metrics.latency.labels(route).observe(time.perf_counter() - started)
-            self.metrics.requests.labels(route, str(status)).inc()
+            self.metrics.served(route, status, time.perf_counter() - started)

@@ -8,10 +8,10 @@ one member cannot spend the whole day's quota for the others. A refused call is 
 
 Without Redis both are kept in this process. With Redis every replica shares one truth: each
 check is a single Lua script, atomic on the server, and buckets use the server's clock so that
-replicas with skewed clocks agree. If Redis does not answer, this process counts on its own
-(buckets as if it were the only replica, calls from zero) and tries Redis again 5 s later,
-warning at most once a minute: a Redis outage loosens the limits but never takes the gateway
-down with it.
+replicas with skewed clocks agree; a request's token and call (`admit`) are one script too, one
+round trip. If Redis does not answer, this process counts on its own (buckets as if it were
+the only replica, calls from zero) and tries Redis again 5 s later, warning at most once a
+minute: a Redis outage loosens the limits but never takes the gateway down with it.
 """
 
 from __future__ import annotations
@@ -124,50 +124,67 @@ class LocalDailyCalls:
 # Time in milliseconds (a double keeps sub-microsecond precision at that scale); the wait is
 # returned in whole microseconds because Redis truncates Lua numbers to integers. A key left
 # alone until its bucket would be full again expires: absent means full.
-_TAKE = """
-local rate, burst = tonumber(ARGV[1]), tonumber(ARGV[2])
-local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000 + tonumber(t[2]) / 1000
-local state = redis.call('HMGET', KEYS[1], 'tokens', 'at')
-local tokens = tonumber(state[1]) or burst
-local at = tonumber(state[2]) or now
-tokens = math.min(burst, tokens + math.max(0, now - at) * rate / 1000)
-local wait = 0
-if tokens >= 1 then
-  tokens = tokens - 1
-else
-  wait = math.ceil((1 - tokens) * 1000000 / rate)
+_TAKE_FUNCTION = """
+local function take(key, rate, burst)
+  local t = redis.call('TIME')
+  local now = tonumber(t[1]) * 1000 + tonumber(t[2]) / 1000
+  local state = redis.call('HMGET', key, 'tokens', 'at')
+  local tokens = tonumber(state[1]) or burst
+  local at = tonumber(state[2]) or now
+  tokens = math.min(burst, tokens + math.max(0, now - at) * rate / 1000)
+  local wait = 0
+  if tokens >= 1 then
+    tokens = tokens - 1
+  else
+    wait = math.ceil((1 - tokens) * 1000000 / rate)
+  end
+  redis.call('HSET', key, 'tokens', tokens, 'at', now)
+  redis.call('PEXPIRE', key, math.ceil((burst - tokens) * 1000 / rate) + 1000)
+  return wait
 end
-redis.call('HSET', KEYS[1], 'tokens', tokens, 'at', now)
-redis.call('PEXPIRE', KEYS[1], math.ceil((burst - tokens) * 1000 / rate) + 1000)
-return wait
 """
+_TAKE = _TAKE_FUNCTION + "return take(KEYS[1], tonumber(ARGV[1]), tonumber(ARGV[2]))"
 
 
 class RedisBuckets:
     def __init__(self, redis: Redis, prefix: str = "one:bucket:") -> None:
-        self._prefix = prefix
+        self.prefix = prefix
         self._take = redis.register_script(_TAKE)
 
     async def take(self, key: str, rate: float, burst: int) -> float | None:
-        micros = int(await self._take(keys=[self._prefix + key], args=[rate, burst]))
-        return micros / 1_000_000 if micros else None
+        return _seconds(await self._take(keys=[self.prefix + key], args=[rate, burst]))
 
 
 # Both limits are checked before either count moves, in one script, so a refused call is not
 # counted and two replicas cannot both pass the last slot. A limit of -1 means none.
-_COUNT = """
-local org = tonumber(redis.call('GET', KEYS[1]) or '0')
-local actor = tonumber(redis.call('GET', KEYS[2]) or '0')
-local org_limit, actor_limit = tonumber(ARGV[1]), tonumber(ARGV[2])
-if org_limit >= 0 and org >= org_limit then return {1, org, actor} end
-if actor_limit >= 0 and actor >= actor_limit then return {2, org, actor} end
-org = redis.call('INCR', KEYS[1])
-actor = redis.call('INCR', KEYS[2])
-redis.call('EXPIREAT', KEYS[1], ARGV[3])
-redis.call('EXPIREAT', KEYS[2], ARGV[3])
-return {0, org, actor}
+_COUNT_FUNCTION = """
+local function count(org_key, actor_key, org_limit, actor_limit, ends)
+  local org = tonumber(redis.call('GET', org_key) or '0')
+  local actor = tonumber(redis.call('GET', actor_key) or '0')
+  if org_limit >= 0 and org >= org_limit then return {1, org, actor} end
+  if actor_limit >= 0 and actor >= actor_limit then return {2, org, actor} end
+  org = redis.call('INCR', org_key)
+  actor = redis.call('INCR', actor_key)
+  redis.call('EXPIREAT', org_key, ends)
+  redis.call('EXPIREAT', actor_key, ends)
+  return {0, org, actor}
+end
 """
+_COUNT = (
+    _COUNT_FUNCTION
+    + "return count(KEYS[1], KEYS[2], tonumber(ARGV[1]), tonumber(ARGV[2]), ARGV[3])"
+)
+# A token first: a request refused for its rate is not counted. Answers {wait, count...}.
+_ADMIT = (
+    _TAKE_FUNCTION
+    + _COUNT_FUNCTION
+    + """
+local wait = take(KEYS[1], tonumber(ARGV[1]), tonumber(ARGV[2]))
+if wait > 0 then return {wait, 0, 0, 0} end
+local counted = count(KEYS[2], KEYS[3], tonumber(ARGV[3]), tonumber(ARGV[4]), ARGV[5])
+return {0, counted[1], counted[2], counted[3]}
+"""
+)
 _REFUSALS = {0: None, 1: ORG_QUOTA, 2: ACTOR_QUOTA}
 
 
@@ -180,24 +197,100 @@ class RedisDailyCalls:
     async def count(
         self, day: date, org_id: str, actor_key: str, org_limit: int | None, actor_limit: int | None
     ) -> Count:
-        org_key = self._key(day, org_id)
-        ends = datetime.combine(day + timedelta(days=1), datetime.min.time(), UTC) + DAY_MARGIN
-        limits = [-1 if limit is None else limit for limit in (org_limit, actor_limit)]
         status, org, actor = await self._count(
-            keys=[org_key, f"{org_key}:{actor_key}"], args=[*limits, int(ends.timestamp())]
+            keys=self.keys(day, org_id, actor_key), args=self.args(day, org_limit, actor_limit)
         )
-        return Count(_REFUSALS[int(status)], int(org), int(actor))
+        return _count(status, org, actor)
 
     async def used(self, day: date, org_id: str) -> int:
         return int(await self._redis.get(self._key(day, org_id)) or 0)
+
+    def keys(self, day: date, org_id: str, actor_key: str) -> list[str]:
+        org_key = self._key(day, org_id)
+        return [org_key, f"{org_key}:{actor_key}"]
+
+    def args(self, day: date, org_limit: int | None, actor_limit: int | None) -> list[int]:
+        ends = datetime.combine(day + timedelta(days=1), datetime.min.time(), UTC) + DAY_MARGIN
+        limits = [-1 if limit is None else limit for limit in (org_limit, actor_limit)]
+        return [*limits, int(ends.timestamp())]
 
     def _key(self, day: date, org_id: str) -> str:
         return f"{self._prefix}{day:%Y%m%d}:{org_id}"
 
 
+class _Admissions(Protocol):
+    async def admit(
+        self,
+        key: str,
+        rate: float,
+        burst: int,
+        day: date,
+        org_id: str,
+        org_limit: int | None,
+        actor_limit: int | None,
+    ) -> float | Count:
+        """A token from `key`'s bucket, then `key`'s call counted (`DailyCalls.count`): the
+        seconds until a token when there was none (and nothing counted), else the count."""
+        ...
+
+
+class _LocalAdmissions(NamedTuple):
+    buckets: LocalBuckets
+    calls: LocalDailyCalls
+
+    async def admit(
+        self,
+        key: str,
+        rate: float,
+        burst: int,
+        day: date,
+        org_id: str,
+        org_limit: int | None,
+        actor_limit: int | None,
+    ) -> float | Count:
+        wait = await self.buckets.take(key, rate, burst)
+        if wait is not None:
+            return wait
+        return await self.calls.count(day, org_id, key, org_limit, actor_limit)
+
+
+class _RedisAdmissions:
+    """Both steps in one script: one round trip per request, not two."""
+
+    def __init__(self, redis: Redis, buckets: RedisBuckets, calls: RedisDailyCalls) -> None:
+        self._buckets = buckets
+        self._calls = calls
+        self._admit = redis.register_script(_ADMIT)
+
+    async def admit(
+        self,
+        key: str,
+        rate: float,
+        burst: int,
+        day: date,
+        org_id: str,
+        org_limit: int | None,
+        actor_limit: int | None,
+    ) -> float | Count:
+        keys = [self._buckets.prefix + key, *self._calls.keys(day, org_id, key)]
+        args = [rate, burst, *self._calls.args(day, org_limit, actor_limit)]
+        micros, status, org, actor = await self._admit(keys=keys, args=args)
+        wait = _seconds(micros)
+        return wait if wait is not None else _count(status, org, actor)
+
+
+def _seconds(micros: int) -> float | None:
+    return int(micros) / 1_000_000 if micros else None
+
+
+def _count(status: int, org: int, actor: int) -> Count:
+    return Count(_REFUSALS[int(status)], int(org), int(actor))
+
+
 class _Backend(NamedTuple):
     buckets: Buckets
     calls: DailyCalls
+    admissions: _Admissions
 
 
 class RateLimits:
@@ -213,10 +306,16 @@ class RateLimits:
     def __init__(self, redis: Redis | None = None, *, where: str = "Redis") -> None:
         self._redis = redis
         self._where = where
-        self._local = _Backend(LocalBuckets(), LocalDailyCalls())
-        self._shared = (
-            None if redis is None else _Backend(RedisBuckets(redis), RedisDailyCalls(redis))
-        )
+        buckets, calls = LocalBuckets(), LocalDailyCalls()
+        self._local = _Backend(buckets, calls, _LocalAdmissions(buckets, calls))
+        self._shared = None
+        if redis is not None:
+            shared_buckets, shared_calls = RedisBuckets(redis), RedisDailyCalls(redis)
+            self._shared = _Backend(
+                shared_buckets,
+                shared_calls,
+                _RedisAdmissions(redis, shared_buckets, shared_calls),
+            )
         self._retry_at = 0.0
         self._warned_at = -math.inf
 
@@ -241,8 +340,7 @@ class RateLimits:
     async def take(self, key: str, rate: float, burst: int) -> float | None:
         """Take a token from `key`'s bucket: None if there was one, else the seconds until
         there will be."""
-        if rate <= 0 or burst < 1:
-            raise ValueError(f"a bucket needs rate > 0 and burst >= 1, not {rate} and {burst}")
+        _check_bucket(rate, burst)
         return await self._run(lambda backend: backend.buckets.take(key, rate, burst))
 
     async def enforce(self, key: str, rate: float, burst: int) -> None:
@@ -265,22 +363,29 @@ class RateLimits:
         count = await self._run(
             lambda backend: backend.calls.count(today, org_id, actor_key, org_limit, actor_limit)
         )
-        if count.refused == ORG_QUOTA:
-            raise QuotaExceededError(
-                f"this organization has made its {org_limit} API calls for today (UTC)",
-                quota=ORG_QUOTA,
-                limit=org_limit,
-                used=count.org_used,
+        return _counted(count, org_limit, actor_limit)
+
+    async def admit(
+        self,
+        key: str,
+        rate: float,
+        burst: int,
+        org_id: str,
+        org_limit: int | None,
+        actor_limit: int | None,
+    ) -> int:
+        """`enforce` then `count_call` for `key`, in one step (one round trip to Redis): a
+        request refused for its rate is not counted. Returns the organization's calls today."""
+        _check_bucket(rate, burst)
+        today = datetime.now(UTC).date()
+        admitted = await self._run(
+            lambda backend: backend.admissions.admit(
+                key, rate, burst, today, org_id, org_limit, actor_limit
             )
-        if count.refused == ACTOR_QUOTA:
-            raise QuotaExceededError(
-                f"you have made your share, {actor_limit}, of this organization's API calls"
-                " for today (UTC)",
-                quota=ACTOR_QUOTA,
-                limit=actor_limit,
-                used=count.actor_used,
-            )
-        return count.org_used
+        )
+        if not isinstance(admitted, Count):
+            raise _rate_limited(admitted, rate, burst)
+        return _counted(admitted, org_limit, actor_limit)
 
     async def used_today(self, org_id: str) -> int:
         """The organization's counted calls today (UTC)."""
@@ -310,6 +415,40 @@ class RateLimits:
                 type(exc).__name__,
                 exc,
             )
+
+
+def _check_bucket(rate: float, burst: int) -> None:
+    if rate <= 0 or burst < 1:
+        raise ValueError(f"a bucket needs rate > 0 and burst >= 1, not {rate} and {burst}")
+
+
+def _rate_limited(wait: float, rate: float, burst: int) -> RateLimitedError:
+    seconds = max(1, math.ceil(wait))
+    return RateLimitedError(
+        f"too many requests; try again in {seconds} s",
+        retryAfter=seconds,
+        limit=f"{rate:g} per second, bursts of {burst}",
+    )
+
+
+def _counted(count: Count, org_limit: int | None, actor_limit: int | None) -> int:
+    """The organization's calls today, or the `QuotaExceededError` of a refused call."""
+    if count.refused == ORG_QUOTA:
+        raise QuotaExceededError(
+            f"this organization has made its {org_limit} API calls for today (UTC)",
+            quota=ORG_QUOTA,
+            limit=org_limit,
+            used=count.org_used,
+        )
+    if count.refused == ACTOR_QUOTA:
+        raise QuotaExceededError(
+            f"you have made your share, {actor_limit}, of this organization's API calls"
+            " for today (UTC)",
+            quota=ACTOR_QUOTA,
+            limit=actor_limit,
+            used=count.actor_used,
+        )
+    return count.org_used
 
 
 def _without_password(url: str) -> str:

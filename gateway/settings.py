@@ -56,6 +56,17 @@ class Settings(BaseSettings):
     port: int = Field(default=8000, ge=1, le=65535)
     # Processes `serve` runs (uvicorn workers); above 1 needs ONE_REDIS_URL (see README).
     workers: int = Field(default=1, ge=1, le=64)
+    debug: bool = False  # answers say whether the response cache served them
+
+    # The response cache (gateway/response_cache.py; README "Response cache").
+    response_cache: bool = False
+    response_cache_bytes: int = Field(default=64 * 1024 * 1024, ge=0)  # in each process
+    response_cache_seconds: float = Field(default=300.0, ge=0)  # the longest any answer is kept
+    # The longest an answer that read an upstream is kept (its data changes without events);
+    # a provider not named here is never kept.
+    response_cache_upstream_seconds: dict[str, float] = Field(
+        default_factory=lambda: {"wordpress": 30.0, "shopify": 60.0, "notion": 60.0}
+    )
 
     # Limits and protection (README: "Limits and protection").
     max_body_bytes: int = Field(default=1024 * 1024, ge=1024)

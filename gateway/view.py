@@ -7,16 +7,18 @@ Over HTTP, in order, each step refusing with a GraphQL-shaped error and its own 
    `X-Apollo-Operation-Name`, so a browser cannot send it cross-site without a preflight;
 2. the body: at most `max_body_bytes` (413), `application/json` (415), a JSON object of
    Unicode text, no lone surrogates (400);
-3. the actor (a token or an API key; headers over `max_header_bytes` are 431), and its
-   admission: the rate bucket of the actor (or of the client's address when it sent no
-   credential, 429) and the organization's daily calls, before any document is checked,
-   since checking a new document is the costly step;
+3. the actor (a token or an API key, checked at most once a second: `gateway/access.py`;
+   headers over `max_header_bytes` are 431), and its admission: the rate bucket of the actor
+   (or of the client's address when it sent no credential, 429) and the organization's daily
+   calls, before any document is checked, since checking a new document is the costly step;
 4. the document: found by its hash (automatic persisted queries, or the organization's
    trusted documents), then its size, tokens, width, validity, depth and aliases
    (`resolvers.documents`), and the operation to run: named when there are several, a query
    when over GET (405);
 5. the organization's safelist, when it has one: only trusted documents run;
-6. execution, where the cost budget is checked first (`resolvers.guard`).
+6. the response cache, when it is on: a query's kept answer is sent as it was kept
+   (`gateway/response_cache.py`);
+7. execution, where the cost budget is checked first (`resolvers.guard`).
 
 Answers are `application/graphql-response+json` when the client accepts it, with 400 for a
 request that did not execute; `application/json` otherwise, with 200 for any GraphQL result.
@@ -29,7 +31,6 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Mapping
-from dataclasses import replace
 from datetime import timedelta
 from typing import Any, cast
 
@@ -46,18 +47,19 @@ from strawberry.types import ExecutionResult
 from strawberry.types.graphql import OperationType as StrawberryOperation
 from strawberry.types.unset import UnsetType
 
+from gateway.access import Access, Credentials
+from gateway.active_configs import ActiveConfigs
 from gateway.admission import Admission
 from gateway.auth import Authenticator
 from gateway.persisted_queries import PersistedQueries
-from gateway.realtime import Credentials, Realtime
+from gateway.realtime import Realtime
 from gateway.requests import read_body, request_id
+from gateway.response_cache import PASS, Lookup, ResponseCache
 from gateway.settings import Settings
 from gateway.sse import event_stream, wants_event_stream
 from gateway.trusted import Safelists
 from gateway.websockets import TransportWSHandler
 from providers.errors import (
-    ForbiddenError,
-    NotFoundError,
     OneError,
     QuotaExceededError,
     RateLimitedError,
@@ -65,8 +67,6 @@ from providers.errors import (
 )
 from providers.native import NativeStore
 from providers.native.trusted_documents import document_hash
-from providers.records import Kind, Role
-from providers.refs import Ref
 from providers.registry import ProviderPool
 from resolvers.context import Actor, Context
 from resolvers.documents import Checked, QueryLimits, checker
@@ -122,6 +122,7 @@ class OneGraphQL(GraphQL[Context, None]):
         admission: Admission,
         settings: Settings,
         realtime: Realtime,
+        cache: ResponseCache | None = None,
     ) -> None:
         super().__init__(
             schema,
@@ -131,8 +132,11 @@ class OneGraphQL(GraphQL[Context, None]):
             connection_init_wait_timeout=timedelta(seconds=settings.ws_init_timeout_seconds),
         )
         self.realtime = realtime
+        self.cache = cache
         self.store = store
         self.auth = auth
+        self.access = Access(auth, store)
+        self.configs = ActiveConfigs(store)
         self.providers = providers
         self.admission = admission
         self.settings = settings
@@ -181,8 +185,14 @@ class OneGraphQL(GraphQL[Context, None]):
             self.persisted.put(digest, query)  # only documents that passed are kept
         if isinstance(actor, Actor):
             await self._require_trusted(actor, query)
+        lookup = PASS
+        if self.cache is not None:
+            lookup = await self.cache.lookup(request, actor, checked, query, params)
+        if lookup.hit is not None:
+            return _sent(lookup.hit, 200, media, lookup.headers)
         context = await self._context(request, actor)
         context.checked = checked
+        lookup.watch(context)
         try:
             result = await self.schema.execute(
                 query,
@@ -197,7 +207,7 @@ class OneGraphQL(GraphQL[Context, None]):
             raise Refused(405, "METHOD_NOT_ALLOWED", reason, {"Allow": "POST"}) from None
         except (CannotGetOperationTypeError, MissingQueryError) as exc:
             raise Refused(400, "BAD_REQUEST", _reason(exc)) from None
-        return _result(result, media)
+        return await _result(result, media, lookup)
 
     async def _stream(self, request: Request) -> Response:
         """The same steps as `_serve`, answered as an event stream (gateway/sse.py); a GET
@@ -318,11 +328,12 @@ class OneGraphQL(GraphQL[Context, None]):
         return checked
 
     async def _admit(self, request: Request) -> Actor | OneError:
-        headers = request.headers
-        for name, value in headers.items():
-            if len(value) > self.settings.max_header_bytes:
-                raise Refused(431, "HEADER_TOO_LARGE", f"the '{name[:40]}' header is too large")
-        actor = await self._actor(*_credentials(headers))
+        limit = self.settings.max_header_bytes
+        for name, value in request.scope["headers"]:  # raw: decoding each costs more
+            if len(value) > limit:
+                what = name.decode("latin-1")[:40]
+                raise Refused(431, "HEADER_TOO_LARGE", f"the '{what}' header is too large")
+        actor = await self._actor(*_credentials(request.headers))
         try:
             if isinstance(actor, Actor):
                 await self.admission.admit(actor)
@@ -365,6 +376,7 @@ class OneGraphQL(GraphQL[Context, None]):
             cost_budget=budget,
             request_id=request_id(),
             planning=self.settings.planned_execution,
+            provider_configs=self.configs.of,
         )
 
     def decode_json(self, data: str | bytes) -> object:
@@ -399,30 +411,19 @@ class OneGraphQL(GraphQL[Context, None]):
             request=request,
             limits=self.limits,
             request_id=request_id(),
+            provider_configs=self.configs.of,
         )
 
     async def _actor(
-        self, authorization: str | None, api_key: str | None, acting_for: str | None = None
+        self,
+        authorization: str | None,
+        api_key: str | None,
+        acting_for: str | None = None,
+        since: int = 0,
     ) -> Actor | OneError:
-        actor = await self.auth.authenticate(authorization, self.store, api_key)
-        if isinstance(actor, Actor) and acting_for:
-            actor = await self._acting_for(actor, acting_for)
-        return actor
-
-    async def _acting_for(self, actor: Actor, organization: str) -> Actor | OneError:
-        """A platform owner acts in another organization by naming it in
-        `X-One-Organization` (its id); nobody else may."""
-        try:
-            org_id = Ref.parse(organization, expect=Kind.ORGANIZATION).local_id
-        except OneError as exc:
-            return exc
-        if org_id == actor.org_id:
-            return actor
-        if actor.role is not Role.PLATFORM_OWNER:
-            return ForbiddenError("only a platform owner may act for another organization")
-        if (await self.store.organizations.get_many([org_id]))[0] is None:
-            return NotFoundError("X-One-Organization names no organization")
-        return replace(actor, org_id=org_id)
+        """Who the credentials name, from a check at most a second old (and started after
+        the access event `since`, for a subscription told of one): `gateway/access.py`."""
+        return await self.access.actor((authorization, api_key, acting_for), since)
 
 
 def _credentials(source: Mapping[str, str]) -> Credentials:
@@ -511,10 +512,11 @@ def _reason(exc: Exception) -> str:
     return str(as_reason()) if callable(as_reason) else "no GraphQL operation to run"
 
 
-def _result(result: ExecutionResult, media: str) -> Response:
+async def _result(result: ExecutionResult, media: str, lookup: Lookup) -> Response:
     body = _formatted(result)
     status = 400 if "data" not in body and media == GRAPHQL_RESPONSE else 200
-    return _json(body, status, media)
+    content = await lookup.finish(body, _encoded(body))  # kept by the response cache
+    return _sent(content, status, media, lookup.headers)
 
 
 def _formatted(result: ExecutionResult) -> dict[str, Any]:
@@ -532,7 +534,16 @@ def _formatted(result: ExecutionResult) -> dict[str, Any]:
 def _json(
     body: dict[str, Any], status: int, media: str, headers: Mapping[str, str] | None = None
 ) -> Response:
-    content = json.dumps(body, ensure_ascii=False, separators=(",", ":"), default=str)
+    return _sent(_encoded(body), status, media, headers)
+
+
+def _encoded(body: dict[str, Any]) -> bytes:
+    return json.dumps(body, ensure_ascii=False, separators=(",", ":"), default=str).encode()
+
+
+def _sent(
+    content: bytes, status: int, media: str, headers: Mapping[str, str] | None = None
+) -> Response:
     return Response(
         content, status, headers=dict(headers or {}), media_type=f"{media}; charset=utf-8"
     )

@@ -19,7 +19,7 @@ from providers.registry import ProviderPool
 from providers.things import ThingService
 from resolvers.documents import Checked, QueryLimits
 from resolvers.loaders import Loaders
-from resolvers.router import Router
+from resolvers.router import ReadConfigs, Router
 
 
 @dataclass(frozen=True, slots=True)
@@ -89,6 +89,9 @@ class Context:
     trusted: Callable[[str], Awaitable[bool]] | None = None
     checked: Checked | None = None  # the document, already checked by the HTTP view
     live: Live | None = None  # on WebSockets and SSE streams
+    # The organization's active provider configs, as the gateway keeps them (default: read
+    # from the store by each request's router).
+    provider_configs: ReadConfigs | None = None
     planning: bool = True  # planned execution of nested fields (resolvers/planning.py)
 
     def renew(self, actor: Actor) -> None:
@@ -112,7 +115,10 @@ class Context:
 
     @cached_property
     def router(self) -> Router:
-        return Router(self.store, self.providers, self.actor.org_id, self.actor.ref)
+        actor = self.actor
+        return Router(
+            self.store, self.providers, actor.org_id, actor.ref, configs=self.provider_configs
+        )
 
     @cached_property
     def things(self) -> ThingService:

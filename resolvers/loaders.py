@@ -17,6 +17,7 @@ from opentelemetry import trace
 from providers.native import MAX_PAGE_SIZE, Direction, NativeStore
 from providers.provider import Provider
 from providers.records import Connection, Event, Kind, Knowledge, Membership
+from resolvers.guard import tracing
 
 BatchFn = Callable[[list[str]], Coroutine[Any, Any, list[Any]]]
 Loader = DataLoader[str, Any]
@@ -41,7 +42,8 @@ class Loaders:
             name = str(key[0] if isinstance(key, tuple) else key)
 
             async def batch(keys: list[str]) -> list[Any]:
-                # A span per batch (a no-op unless tracing is on, see gateway/tracing.py).
+                if not tracing():  # see gateway/tracing.py
+                    return await fn(keys)
                 with _tracer.start_as_current_span(
                     "dataloader.batch", attributes={"loader": name, "keys": len(keys)}
                 ):

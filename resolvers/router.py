@@ -1,13 +1,16 @@
 """The router: which provider owns a thing type in the actor's organization.
 
-Routes are read once per request (one store query, only when a request needs them), so a
-change of configuration takes effect on the next request and touches no other organization.
-Any type without a configured provider lives in the native store.
+Routes are read once per request, only when a request needs them: one store query, or none
+when the gateway keeps them (`gateway/active_configs.py`: at most once a second, forgotten
+when a configuration commits). Either way a change of configuration takes effect on the next
+request in this process and touches no other organization. Any type without a configured
+provider lives in the native store.
 """
 
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Awaitable, Callable
 from functools import cached_property
 
 from providers.configuration import record_unreadable
@@ -18,16 +21,25 @@ from providers.provider import Provider
 from providers.records import NATIVE, ProviderConfig
 from providers.registry import ProviderPool, not_configured
 
+ReadConfigs = Callable[[str], Awaitable[list[ProviderConfig]]]  # an organization's active ones
+
 
 class Router:
     """The thing service's `Routes` for one organization (and the actor writing, whom the
     native store needs)."""
 
     def __init__(
-        self, store: NativeStore, pool: ProviderPool, org_id: str, actor_ref: str | None = None
+        self,
+        store: NativeStore,
+        pool: ProviderPool,
+        org_id: str,
+        actor_ref: str | None = None,
+        *,
+        configs: ReadConfigs | None = None,
     ) -> None:
         self._store = store
         self._pool = pool
+        self._read_configs = configs or store.provider_configs.active
         self._org_id = org_id
         self._actor_ref = actor_ref
         self._configs: asyncio.Task[list[ProviderConfig]] | None = None
@@ -40,7 +52,7 @@ class Router:
     async def _active(self) -> list[ProviderConfig]:
         if self._configs is None:
             # A task, so concurrent resolvers of one request share a single query.
-            self._configs = asyncio.ensure_future(self._store.provider_configs.active(self._org_id))
+            self._configs = asyncio.ensure_future(self._read_configs(self._org_id))
         return await self._configs
 
     async def for_type(self, type: str | None) -> Provider:
