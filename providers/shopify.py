@@ -276,22 +276,29 @@ class ShopifyProvider:
         if cost > MAX_QUERY_COST:  # a bug in the caller, never a request Shopify would refuse
             raise ValueError(f"query cost {cost} exceeds Shopify's maximum {MAX_QUERY_COST}")
 
+        reserved = 0  # by every attempt of this request
+
         async def reserve() -> None:
+            nonlocal reserved
             try:
                 await self.bucket.reserve(cost)
             except OverflowError as exc:
                 raise ProviderRateLimitedError(f"Shopify: {exc}", provider=NAME) from None
+            reserved += cost
 
-        reply = await self.upstream.send(
-            "POST",
-            self._endpoint,
-            json={"query": document, "variables": variables},
-            read=not document.lstrip().startswith("mutation"),
-            expect=reader(model),
-            rejected=self._rejected,
-            throttled=self._throttled,
-            pace=reserve,
-        )
+        try:
+            reply = await self.upstream.send(
+                "POST",
+                self._endpoint,
+                json={"query": document, "variables": variables},
+                read=not document.lstrip().startswith("mutation"),
+                expect=reader(model),
+                rejected=self._rejected,
+                throttled=self._throttled,
+                pace=reserve,
+            )
+        finally:
+            self.bucket.landed(reserved)
         result: Result[D] = reply.body
         if result.envelope.cost:
             self.bucket.observe(result.envelope.cost, cost)

@@ -78,6 +78,9 @@ class CostBucket:
         self._lock = asyncio.Lock()
         self.known = False  # True once Shopify has told us the bucket's real size and rate
         self.waited = 0.0  # seconds spent pacing, for metrics and tests
+        # Points reserved by requests whose answers have not come back: Shopify's report of
+        # what is available does not yet count those that have not reached it.
+        self.in_flight = 0.0
 
     def _refill(self) -> None:
         now = time.monotonic()
@@ -97,10 +100,16 @@ class CostBucket:
                 self._refill()
                 if self.available >= cost:
                     self.available -= cost
+                    self.in_flight += cost
                     return
                 wait = (cost - self.available) / self.restore_rate
                 self.waited += wait
                 await asyncio.sleep(wait)
+
+    def landed(self, reserved: float) -> None:
+        """A request's answer came back (or it failed): its reservations are no longer in
+        flight."""
+        self.in_flight = max(self.in_flight - reserved, 0.0)
 
     def observe(self, cost: dict[str, Any], reserved: int) -> None:
         """Correct the estimate with what Shopify reported for a query we reserved for."""
@@ -114,8 +123,10 @@ class CostBucket:
         self._refill()
         self.known = True
         refund = reserved - float(cost.get("actualQueryCost") or reserved)
-        # Never believe in more than Shopify reports: other requests may still be in flight.
-        self.available = min(self.available + max(refund, 0.0), reported)
+        # Never believe in more than Shopify reports, less what we reserved for requests still
+        # in flight: those Shopify may not have charged yet. Believing the report alone would
+        # forget them, and a burst would then be throttled.
+        self.available = min(self.available + max(refund, 0.0), reported - self.in_flight)
 
     def throttled(self, cost: dict[str, Any]) -> float:
         """After a THROTTLED answer: how long until the query's cost will be available."""
