@@ -8,6 +8,7 @@ import socket
 import subprocess
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -20,7 +21,7 @@ from starlette.testclient import TestClient
 
 from gateway.app import create_app
 from gateway.demo import seed_demo
-from gateway.settings import load_settings
+from gateway.settings import Settings, load_settings
 from providers.native import NativeStore
 from providers.records import Role
 from tests.wordpress import WordPress, running_wordpress
@@ -160,26 +161,39 @@ def wordpress(tmp_path_factory: pytest.TempPathFactory) -> Iterator[WordPress]:
         yield wp
 
 
+def app_settings(data_dir: Path, **overrides: Any) -> Settings:
+    """The settings of the `app` fixture, with `overrides`.
+
+    Generous rate limits: most tests send requests back to back; the tests of the limits
+    themselves (tests/gateway/test_protection.py) set their own. The relay's sweep for events
+    another process left unpublished reads the store in the background: off here, where tests
+    count each request's store queries (tests/gateway/test_realtime.py has it)."""
+    defaults: dict[str, Any] = {
+        "env": "test",
+        "data_dir": data_dir,
+        "jwt_secret": JWT_SECRET,
+        "actor_rate": 1000,
+        "actor_burst": 1000,
+        "relay_sweep_seconds": 3600,
+    }
+    return load_settings(**{**defaults, **overrides})
+
+
+@contextmanager
+def seeded_api(app: Starlette) -> Iterator[Api]:
+    """The app running, with the demo data."""
+    with TestClient(app) as client:
+        api = Api(client, {})
+        api.run(seed_demo, api.store)
+        yield api
+
+
 @pytest.fixture
 def app(tmp_path: Path) -> Starlette:
-    # Generous rate limits: most tests send requests back to back; the tests of the limits
-    # themselves (tests/gateway/test_protection.py) set their own. The relay's sweep for
-    # events another process left unpublished reads the store in the background: off here,
-    # where tests count each request's store queries (tests/gateway/test_realtime.py has it).
-    settings = load_settings(
-        env="test",
-        data_dir=tmp_path,
-        jwt_secret=JWT_SECRET,
-        actor_rate=1000,
-        actor_burst=1000,
-        relay_sweep_seconds=3600,
-    )
-    return create_app(settings)
+    return create_app(app_settings(tmp_path))
 
 
 @pytest.fixture
 def api(app: Starlette) -> Iterator[Api]:
-    with TestClient(app) as client:
-        api = Api(client, {})
-        api.run(seed_demo, api.store)
+    with seeded_api(app) as api:
         yield api

@@ -13,14 +13,11 @@ from typing import Any
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from starlette.testclient import TestClient
 
 from gateway.app import create_app
-from gateway.demo import seed_demo
-from gateway.settings import load_settings
 from providers.records import Role
 from providers.registry import validate_config
-from tests.conftest import JWT_SECRET, Api
+from tests.conftest import Api, app_settings, seeded_api
 from tests.emulators import serve
 from tests.emulators.shopify import ShopifyEmulator
 from tests.processes import Gateway, seed, token
@@ -36,20 +33,13 @@ READS = (THINGS, MEMBERS, SEARCH)
 
 @pytest.fixture
 def cached(tmp_path: Path) -> Iterator[Api]:
-    settings = load_settings(
-        env="test",
-        data_dir=tmp_path,
-        jwt_secret=JWT_SECRET,
-        actor_rate=1000,
-        actor_burst=1000,
-        relay_sweep_seconds=3600,
+    settings = app_settings(
+        tmp_path,
         response_cache=True,
         debug=True,
         response_cache_upstream_seconds={"shopify": 2.0},
     )
-    with TestClient(create_app(settings)) as client:
-        api = Api(client, {})
-        api.run(seed_demo, api.store)
+    with seeded_api(create_app(settings)) as api:
         yield api
 
 
