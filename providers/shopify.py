@@ -276,15 +276,19 @@ class ShopifyProvider:
         if cost > MAX_QUERY_COST:  # a bug in the caller, never a request Shopify would refuse
             raise ValueError(f"query cost {cost} exceeds Shopify's maximum {MAX_QUERY_COST}")
 
-        reserved = 0  # by every attempt of this request
+        reserved = 0  # by the attempt on its way
 
         async def reserve() -> None:
             nonlocal reserved
+            # Called before each attempt: the previous attempt's answer (throttled, or a
+            # failure to be retried) is back, so its points are no longer on their way.
+            self.bucket.landed(reserved)
+            reserved = 0
             try:
                 await self.bucket.reserve(cost)
             except OverflowError as exc:
                 raise ProviderRateLimitedError(f"Shopify: {exc}", provider=NAME) from None
-            reserved += cost
+            reserved = cost
 
         try:
             reply = await self.upstream.send(

@@ -83,10 +83,16 @@ class CostBucket:
         self.in_flight = 0.0
 
     def _refill(self) -> None:
+        # Shopify's bucket stops filling at its maximum, and it is charged only when a request
+        # reaches it. Points reserved for requests still on their way are therefore part of
+        # that maximum: a bucket that was full when they left stays full (loses its refill)
+        # until they arrive, so our estimate may not refill past `maximum - in_flight`. Capped
+        # at `maximum` alone, a request slow to arrive let a burst overtake it and be charged
+        # first, and the slow one was throttled.
         now = time.monotonic()
-        self.available = min(
-            self.maximum, self.available + (now - self._updated) * self.restore_rate
-        )
+        ceiling = max(self.maximum - self.in_flight, 0.0)
+        refilled = self.available + (now - self._updated) * self.restore_rate
+        self.available = max(self.available, min(ceiling, refilled))
         self._updated = now
 
     async def reserve(self, cost: int) -> None:

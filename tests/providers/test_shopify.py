@@ -233,3 +233,24 @@ async def test_a_query_larger_than_the_whole_bucket_fails_instead_of_hanging(
         shopify = provider(url, client, max_retries=2)
         with pytest.raises(ProviderRateLimitedError, match="exceeds the whole bucket"):
             await asyncio.wait_for(shopify.page(ListQuery(type="product", first=10)), 10)
+
+
+async def test_a_request_slow_to_arrive_is_not_overtaken_by_a_burst(
+    client: httpx.AsyncClient,
+) -> None:
+    # A full bucket stays full while a request is on its way: refill it may not bank. Our
+    # estimate once refilled from the moment the request left, so a burst sent meanwhile was
+    # charged first and the slow request, arriving last, was throttled.
+    emulator = make_shop(products=40, maximum_available=200, restore_rate=100)
+    with serve(emulator.app) as url:
+        shopify = provider(url, client)
+        ids = [f"product-{i}" for i in sorted(emulator.products)]
+        await shopify.get_many([ids[0]])  # learns the bucket's size and rate
+        await asyncio.sleep(0.3)  # ... and lets it fill up again
+        emulator.fault = Fault(delay=0.6, times=1)  # the next request takes 0.6 s to arrive
+        slow = asyncio.create_task(shopify.page(ListQuery(type="product", first=5)))
+        await asyncio.sleep(0.4)  # our estimate would be full again by now
+        burst = [shopify.get_many([ids[i % 40]]) for i in range(40)]
+        await asyncio.gather(slow, *burst)
+    assert sum(emulator.costs) > 200  # together more than the bucket holds
+    assert emulator.throttled == 0
