@@ -4,17 +4,26 @@ The native store's rules (lifecycle, events, validation, scoping) are written on
 `providers.native` over these primitives, so SQLite and MongoDB cannot drift apart; each
 engine only translates conditions and rows. A row is a dict of plain Python values
 (`str`, `datetime`, `dict`, `list`, `None`).
+
+Each engine also keeps two indexes in step with the rows, inside the writing transaction:
+a full-text index over each table's `Table.text` (`Engine.search_text`) and a vector index
+over knowledge embeddings (`Engine.nearest`). What the full-text index holds is made here
+(`indexed_text`), and so are the snippets (`text_hit`), so both engines index and mark the
+same words.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+import re
+import unicodedata
+from collections.abc import Callable, Sequence
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from typing import Any, Literal, Protocol
 
 from providers.errors import ConflictError
+from providers.snippets import fold, highlight, plain_text
 
 log = logging.getLogger("one.store")
 
@@ -44,10 +53,16 @@ Where = list[Cond | AnyOf]
 
 @dataclass(frozen=True, slots=True)
 class Table:
+    """A table (a collection on MongoDB). `text` is what its full-text index covers: columns,
+    or paths into a json column ("properties.content"), each indexed as plain text (HTML
+    tags and scripts left out) when it holds a string. The first is the row's title: a word
+    found there weighs `TITLE_WEIGHT` times as much."""
+
     name: str
     columns: dict[str, ColumnType]
     indexes: tuple[tuple[str, ...], ...] = ()
     unique: tuple[str, ...] = ()
+    text: tuple[str, ...] = ()
 
 
 TABLES: dict[str, Table] = {
@@ -89,6 +104,14 @@ TABLES: dict[str, Table] = {
                 "updated_at": "datetime",
             },
             indexes=(("org_id", "created_at", "id"), ("org_id", "type", "created_at", "id")),
+            text=(
+                "name",
+                "properties.content",
+                "properties.description",
+                "properties.excerpt",
+                "properties.body",
+                "properties.text",
+            ),
         ),
         Table(
             "connections",
@@ -137,8 +160,13 @@ TABLES: dict[str, Table] = {
                 "embedding": "json",
                 "source_ref": "text",
                 "created_at": "datetime",
+                # The model that made `embedding` (its dimension is the vector's length), and a
+                # chunk's place among the chunks of its source.
+                "embedding_model": "text",
+                "position": "integer",
             },
             indexes=(("org_id", "source_ref"), ("org_id", "created_at", "id")),
+            text=("text",),
         ),
         Table(
             "provider_configs",
@@ -234,6 +262,19 @@ class Order:
     after: tuple[Any, str] | None = None
 
 
+@dataclass(frozen=True, slots=True)
+class TextHit:
+    row: Row
+    score: float  # relevance, higher is better: BM25 (MongoDB's own text score on a server)
+    snippet: str  # about 24 words around the matches: escaped HTML, matches in <mark>
+
+
+@dataclass(frozen=True, slots=True)
+class VectorHit:
+    row: Row
+    distance: float  # cosine distance: 0 for the same direction, 2 for the opposite
+
+
 class Reader(Protocol):
     async def find(
         self, table: str, where: Where, *, order: Order | None = None, limit: int | None = None
@@ -284,6 +325,33 @@ class Engine(Reader, Protocol):
         transaction that inserted it has committed (never for one that rolled back)."""
         ...
 
+    async def search_text(
+        self, table: str, where: Where, query: str, *, limit: int, offset: int = 0
+    ) -> list[TextHit]:
+        """Rows of `table` matching `where` whose text (`Table.text`) holds every word of
+        `query`, case and diacritics aside, the last word also as the start of a longer one;
+        the most relevant first (BM25), ties by id. `where` must name the organization
+        (`org_id` eq). `query` is free text, never query syntax: one without words finds
+        nothing. A committed write is found at once."""
+        ...
+
+    async def nearest(
+        self,
+        table: str,
+        where: Where,
+        vector: Sequence[float],
+        *,
+        model: str,
+        limit: int,
+        exact: bool = False,
+    ) -> list[VectorHit]:
+        """Rows of `table` matching `where` whose `embedding` was made by `model` and has as
+        many dimensions as `vector`, nearest to it by cosine first, ties by id. `where` must
+        name the organization (`org_id` eq). `exact` compares `vector` with every such row;
+        by default an index picks candidates first: much faster, and it may miss a few of
+        the true nearest (see each engine for how, and where its `where` is applied)."""
+        ...
+
 
 def committed(
     listeners: dict[str, list[Callable[[Row], None]]], inserted: list[tuple[str, Row]]
@@ -296,6 +364,55 @@ def committed(
                 listener(row)
             except Exception:
                 log.exception("an on_commit listener of %s failed", table)
+
+
+TITLE_WEIGHT = 3
+_WORD = re.compile(r"\w+")
+
+
+def query_words(query: str) -> list[str]:
+    """The words of a free-text query, composed as the indexed text is (`indexed_text`), each
+    once (case and diacritics aside): everything else in it is spacing."""
+    words: dict[str, str] = {}
+    for word in _WORD.findall(unicodedata.normalize("NFC", query)):
+        words.setdefault(fold(word), word)
+    return list(words.values())
+
+
+def text_columns(table: Table) -> tuple[str, ...]:
+    """The columns `table.text` reads."""
+    return tuple(dict.fromkeys(entry.split(".", 1)[0] for entry in table.text))
+
+
+def indexed_text(table: Table, row: Row) -> tuple[str, str]:
+    """What the full-text index holds for `row`: its title (the first of `table.text`) and
+    the rest, one line each, as plain text. `row` needs only the `text_columns`."""
+    parts: list[str] = []
+    for entry in table.text:
+        column, *path = entry.split(".")
+        value = row.get(column)
+        for key in path:
+            value = value.get(key) if isinstance(value, dict) else None
+        # Composed: an accent typed as a mark of its own would otherwise split the word.
+        parts.append(
+            unicodedata.normalize("NFC", plain_text(value)) if isinstance(value, str) else ""
+        )
+    title, *rest = parts or [""]
+    return title, "\n".join(p for p in rest if p)
+
+
+def text_hit(table: Table, row: Row, score: float, query: str) -> TextHit:
+    """A hit with its snippet, made from the text the index holds."""
+    title, body = indexed_text(table, row)
+    return TextHit(row, score, highlight(f"{title}\n{body}" if body else title, query))
+
+
+def organization_of(where: Where) -> str:
+    """The organization `where` is scoped to, which the search indexes are partitioned by."""
+    for cond in where:
+        if isinstance(cond, Cond) and cond.field == "org_id" and cond.op == "eq":
+            return str(cond.value)
+    raise ValueError("a search needs the organization: Cond('org_id', 'eq', ...)")
 
 
 def conflict(table: str, field: str | None) -> ConflictError:

@@ -1,11 +1,14 @@
 """An async client over mongomock that speaks the subset of `pymongo.AsyncMongoClient` the
-MongoDB engine uses. It reports a standalone server, so the engine's undo-journal path runs."""
+MongoDB engine uses. It reports a standalone server, so the engine's undo-journal path runs.
+mongomock has no `$text` (its find raises NotImplementedError) nor Atlas Search (no
+`list_search_indexes` here), so the engine's search runs its scans."""
 
 from __future__ import annotations
 
 from typing import Any
 
 import mongomock
+from pymongo import UpdateOne
 
 
 class AsyncMongomockClient:
@@ -40,8 +43,8 @@ class _Collection:
     def __init__(self, collection: Any) -> None:
         self._c = collection
 
-    def find(self, filter: dict[str, Any], session: Any = None) -> _Cursor:
-        return _Cursor(self._c.find(filter))
+    def find(self, filter: dict[str, Any], projection: Any = None, session: Any = None) -> _Cursor:
+        return _Cursor(self._c.find(filter, projection))
 
     async def insert_one(self, doc: dict[str, Any], session: Any = None) -> Any:
         return self._c.insert_one(doc)
@@ -54,6 +57,12 @@ class _Collection:
 
     async def delete_one(self, *args: Any, session: Any = None) -> Any:
         return self._c.delete_one(*args)
+
+    async def bulk_write(self, requests: list[Any], session: Any = None, **kwargs: Any) -> None:
+        # mongomock's own bulk_write does not take this pymongo's UpdateOne: one at a time.
+        for request in requests:
+            assert isinstance(request, UpdateOne)
+            self._c.update_one(request._filter, request._doc, upsert=bool(request._upsert))
 
     async def aggregate(self, pipeline: list[dict[str, Any]], session: Any = None) -> _Cursor:
         return _Cursor(self._c.aggregate(pipeline))
@@ -71,6 +80,10 @@ class _Cursor:
 
     def sort(self, keys: list[tuple[str, int]]) -> _Cursor:
         self._cursor = self._cursor.sort(keys)
+        return self
+
+    def skip(self, n: int) -> _Cursor:
+        self._cursor = self._cursor.skip(n)
         return self
 
     def limit(self, n: int) -> _Cursor:
