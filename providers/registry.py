@@ -2,16 +2,18 @@
 config schema, and a pool of instances.
 
 Adding a provider is one module that declares its factory as `PROVIDER` and its name in
-`PROVIDER_MODULES`. The native store is always there (`NATIVE`), configured by nobody.
+`PROVIDER_MODULES`. The native store is always there (`NATIVE`), configured by nobody. A
+provider may own no thing types (`embeddings`): configured like the others, it is never
+routed to, and no global id names it.
 """
 
 from __future__ import annotations
 
 import importlib
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import httpx
 from pydantic import BaseModel, SecretStr, ValidationError
@@ -28,6 +30,9 @@ from providers.upstream import (
     Upstreams,
 )
 from providers.validation import excerpt
+
+if TYPE_CHECKING:
+    from providers.embeddings import EmbeddingProvider
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,7 +58,12 @@ class ProviderFactory:
 
 # The modules of the configurable providers, each declaring `PROVIDER = ProviderFactory(...)`.
 # Imported on first use, so that the registry itself stays free of provider code.
-PROVIDER_MODULES = ("providers.wordpress", "providers.shopify", "providers.notion")
+PROVIDER_MODULES = (
+    "providers.wordpress",
+    "providers.shopify",
+    "providers.notion",
+    "providers.embeddings",
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,12 +83,14 @@ def _registry() -> _Loaded:
         for module in PROVIDER_MODULES:
             declared: ProviderFactory = importlib.import_module(module).PROVIDER
             found[declared.name] = declared
-        _loaded = _Loaded(PROVIDER_MODULES, found, frozenset({NATIVE, *found}))
+        owners = (name for name, f in found.items() if f.thing_types)
+        _loaded = _Loaded(PROVIDER_MODULES, found, frozenset({NATIVE, *owners}))
     return _loaded
 
 
 def provider_names() -> frozenset[str]:
-    """Every provider a global id may name: the native store and the configurable ones."""
+    """Every provider a global id may name: the native store and the configurable ones that
+    own thing types."""
     return _registry().names
 
 
@@ -100,7 +112,7 @@ def validate_config(name: str, config: dict[str, Any], routes: list[str]) -> dic
     if unknown:
         raise InvalidInputError(
             f"{name} cannot own {excerpt(', '.join(unknown))}; "
-            f"it owns {', '.join(sorted(found.thing_types))}",
+            f"it owns {', '.join(sorted(found.thing_types)) or 'no thing types'}",
             field="routes",
         )
     try:
@@ -168,6 +180,19 @@ class ProviderPool:
         # A new config replaces the organization's previous instance (and its breaker).
         self._instances[(config.org_id, config.provider)] = (key, instance)
         return instance
+
+    def embedder(self, configs: Iterable[ProviderConfig]) -> EmbeddingProvider | None:
+        """The organization's embedding provider among its active `configs`, or None when it
+        has none configured; `ProviderSecretError` when its key does not open."""
+        from providers.embeddings import NAME, EmbeddingProvider  # it imports this module
+
+        for config in configs:
+            if config.provider == NAME:
+                instance = self.get(config)
+                if not isinstance(instance, EmbeddingProvider):
+                    raise TypeError(f"the {NAME} provider is a {type(instance).__name__}")
+                return instance
+        return None
 
     def circuit(self, config: ProviderConfig) -> CircuitState | None:
         """The breaker state of this config's instance; None until it has been made."""
