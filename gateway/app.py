@@ -19,6 +19,7 @@ from gateway.admission import Admission
 from gateway.auth import authenticator
 from gateway.crypto import KeyRing
 from gateway.health import CircuitEvents, check_providers_every
+from gateway.indexer import Indexer
 from gateway.metrics import Metrics, MetricsMiddleware
 from gateway.rate_limits import RateLimits
 from gateway.realtime import Realtime
@@ -66,6 +67,13 @@ def create_app(settings: Settings | None = None, *, store: NativeStore | None = 
     graphql = OneGraphQL(
         store, auth, providers, Admission(store, limits, settings), settings, realtime, cache
     )
+    indexer = Indexer(
+        store,
+        providers,
+        configs=graphql.configs.of,
+        delay=settings.knowledge_index_seconds or None,
+    )
+    metrics.watch_indexer(indexer)
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -73,6 +81,7 @@ def create_app(settings: Settings | None = None, *, store: NativeStore | None = 
         await realtime.start()
         if cache is not None:
             await cache.start()
+        indexer.start()
         log.info("gateway ready on the %s store", store.engine.name)
         checks = None
         if settings.health_check_seconds > 0:
@@ -95,6 +104,7 @@ def create_app(settings: Settings | None = None, *, store: NativeStore | None = 
                 checks.cancel()
             if changes is not None:
                 await changes.stop()
+            await indexer.stop()
             await realtime.stop()
             if cache is not None:
                 await cache.stop()
@@ -156,4 +166,5 @@ def create_app(settings: Settings | None = None, *, store: NativeStore | None = 
     app.state.keyring = keyring
     app.state.realtime = realtime
     app.state.response_cache = cache
+    app.state.indexer = indexer
     return app

@@ -1,5 +1,5 @@
 """`one-gateway`: serve | seed-demo | export-schema | token | configure-provider | rotate-key |
-trusted-documents."""
+trusted-documents | reindex."""
 
 from __future__ import annotations
 
@@ -9,22 +9,27 @@ import json
 import logging
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
 from pathlib import Path
+
+from tqdm import tqdm
 
 from gateway.auth import authenticator
 from gateway.crypto import KeyRing
 from gateway.demo import seed_demo
+from gateway.indexer import Indexer, Reindexed
 from gateway.requests import RequestIdFilter
 from gateway.settings import Settings, SettingsError, load_settings
 from gateway.store import started_store
 from gateway.tracing import JsonFormatter
-from gateway.upstreams import upstream_client
+from gateway.upstreams import upstream_client, upstream_policy
 from providers.configuration import configure, seal
 from providers.errors import InvalidInputError, OneError
 from providers.native import NativeStore
 from providers.native.trusted_documents import MAX_DOCUMENTS, document_hash
 from providers.records import Organization, Role, SafelistMode
+from providers.registry import ProviderPool
 from providers.sealing import SealError, sealing_context, unseal_config
 
 
@@ -55,8 +60,10 @@ async def _issue_token(
 
 
 async def _seed(settings: Settings, *, quiet: bool = False) -> None:
-    async with started_store(settings) as store:
+    async with _indexing(settings) as (store, indexer):
         seeded = await seed_demo(store)
+        for owner in seeded.values():
+            await indexer.reindex(owner.org.id)  # their text as knowledge, from the start
     if not quiet:
         print(
             f"seeded {', '.join(seeded)}" if seeded else "demo data already present",
@@ -187,6 +194,30 @@ async def _trust_documents(
     return lines
 
 
+@asynccontextmanager
+async def _indexing(settings: Settings) -> AsyncIterator[tuple[NativeStore, Indexer]]:
+    """The store, and an indexer that reaches every provider as the gateway does."""
+    async with started_store(settings) as store, upstream_client(settings) as client:
+        pool = ProviderPool(
+            client, KeyRing.from_settings(settings), policy=upstream_policy(settings)
+        )
+        yield store, Indexer(store, pool, delay=None)
+
+
+async def _reindex(settings: Settings, org_slug: str) -> Reindexed:
+    """Every thing of the organization indexed again, with a progress bar on stderr."""
+    async with _indexing(settings) as (store, indexer):
+        org = await _organization(store, org_slug)
+        with tqdm(desc=f"reindexing {org_slug}", unit=" things", file=sys.stderr) as bar:
+
+            def progress(now: Reindexed) -> None:
+                bar.total = now.total
+                bar.set_postfix(chunks=now.chunks, embedded=now.embedded, refresh=False)
+                bar.update(now.things - bar.n)
+
+            return await indexer.reindex(org.id, progress=progress)
+
+
 async def _prepare_store(settings: Settings) -> None:
     async with started_store(settings):
         pass  # the schema migrated (or indexes made) once, not by every worker at once
@@ -287,6 +318,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         metavar="FILE",
         help="a .graphql file of one document, or an Apollo persisted query manifest (.json)",
     )
+    reindex = commands.add_parser(
+        "reindex",
+        help="make an organization's knowledge chunks (and embeddings) from every thing's text",
+    )
+    reindex.add_argument("--org", required=True, help="organization slug")
+    reindex.add_argument("--data-dir", type=Path, help="the store's directory (ONE_DATA_DIR)")
     configure.add_argument(
         "--config",
         default="-",
@@ -316,6 +353,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             "host": getattr(args, "host", None),
             "port": getattr(args, "port", None),
             "workers": getattr(args, "workers", None),
+            "data_dir": getattr(args, "data_dir", None),
         }
         overrides = {k: v for k, v in flags.items() if v is not None}
         settings = load_settings(**overrides)
@@ -334,6 +372,15 @@ def main(argv: Sequence[str] | None = None) -> int:
             mode = SafelistMode(args.mode) if args.mode else None
             lines = asyncio.run(_trust_documents(settings, args.org, args.files, key, mode))
             print("\n".join(lines))
+        elif args.command == "reindex":
+            done = asyncio.run(_reindex(settings, args.org))
+            print(
+                f"reindexed {done.things} things of {args.org}: {done.chunks} chunks added, "
+                f"{done.retired} retired, {done.embedded} embedded"
+            )
+            if done.failed:
+                print(f"one-gateway: {done.failed} failed; see the log", file=sys.stderr)
+                return 1
         elif args.command == "rotate-key":
             print(asyncio.run(_rotate_key(settings)))
         elif args.command == "token":

@@ -1,5 +1,6 @@
 """Prometheus metrics: requests and latency per route, the store's round trips, each
-upstream's latency, errors and circuit state, and the real-time pipeline's counts."""
+upstream's latency, errors and circuit state, the real-time pipeline's counts, and the
+knowledge indexer's."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from gateway.indexer import Indexer
 from gateway.realtime import Realtime
 from gateway.response_cache import ResponseCache
 from providers.native import NativeStore
@@ -96,6 +98,54 @@ class _ResponseCacheCollector(Collector):
         )
 
 
+class _IndexerCollector(Collector):
+    def __init__(self, indexer: Indexer) -> None:
+        self._indexer = indexer
+
+    def collect(self) -> Iterator[CounterMetricFamily | GaugeMetricFamily]:
+        counts = self._indexer.counts
+        yield CounterMetricFamily(
+            "one_knowledge_chunks_indexed",
+            "Knowledge chunks made from things' text by this process",
+            value=counts.chunks_added,
+        )
+        yield CounterMetricFamily(
+            "one_knowledge_chunks_retired",
+            "Chunks retired because their thing's text, or the thing, is gone",
+            value=counts.chunks_retired,
+        )
+        yield CounterMetricFamily(
+            "one_knowledge_embeddings",
+            "Vectors recorded for knowledge, from the organizations' embedding providers",
+            value=counts.embeddings,
+        )
+        yield CounterMetricFamily(
+            "one_knowledge_index_failures",
+            "Things (or embedding passes) left for `one-gateway reindex` after failing",
+            value=counts.failures,
+        )
+        yield CounterMetricFamily(
+            "one_knowledge_index_dropped",
+            "Changes not indexed because too many things were waiting",
+            value=counts.dropped,
+        )
+        yield GaugeMetricFamily(
+            "one_knowledge_index_pending",
+            "Things waiting to be indexed",
+            value=self._indexer.pending(),
+        )
+        yield CounterMetricFamily(
+            "one_knowledge_reindexed_things",
+            "Things walked by reindexes run in this process",
+            value=counts.reindexed,
+        )
+        yield GaugeMetricFamily(
+            "one_knowledge_reindexes_running",
+            "Reindexes running in this process",
+            value=counts.reindexing,
+        )
+
+
 class Metrics:
     """One registry per app, so two apps in one process (tests) never share counters.
     It observes the upstream calls too (`providers.upstream.UpstreamObserver`)."""
@@ -132,6 +182,9 @@ class Metrics:
 
     def watch_response_cache(self, cache: ResponseCache) -> None:
         self.registry.register(_ResponseCacheCollector(cache))
+
+    def watch_indexer(self, indexer: Indexer) -> None:
+        self.registry.register(_IndexerCollector(indexer))
 
     def exchanged(self, provider: str, seconds: float) -> None:
         self.upstream_latency.labels(provider).observe(seconds)

@@ -48,6 +48,11 @@ class Settings(BaseSettings):
     # Nested selections loaded level by level in bulk and completed without graphql-core's
     # per-field steps (resolvers/planning.py, resolvers/fast_fields.py); off only to compare.
     planned_execution: bool = True
+    # Knowledge from content (gateway/indexer.py): a changed thing is chunked (and embedded)
+    # this many seconds after its last change; 0: only `one-gateway reindex`.
+    knowledge_index_seconds: float = Field(default=1.0, ge=0)
+    # Seconds each backend has to answer a federated `search`; a later one is left out.
+    search_deadline_seconds: float = Field(default=3.0, gt=0, le=60)
     # Change detection where the backend cannot push (gateway/wordpress_changes.py); 0: off.
     wordpress_poll_seconds: float = Field(default=30.0, ge=0)
     # At shutdown, how long open streams (SSE, WebSockets) may take before they are cut.

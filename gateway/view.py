@@ -376,6 +376,7 @@ class OneGraphQL(GraphQL[Context, None]):
             cost_budget=budget,
             request_id=request_id(),
             planning=self.settings.planned_execution,
+            search_deadline=self.settings.search_deadline_seconds,
             provider_configs=self.configs.of,
         )
 

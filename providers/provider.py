@@ -29,6 +29,9 @@ class Capabilities:
     statuses: frozenset[ThingStatus] = EVERY_STATUS  # the lifecycle steps its things have
     summaries: bool = True  # `detail=False` may leave heavy fields out of what it returns
     records_events: bool = False  # its writes commit their events with them (the native store)
+    # A federated search asks for bodies (for snippets): not where they cost (Shopify's query
+    # points) and its search does not look at them anyway.
+    search_detail: bool = True
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,6 +43,24 @@ class ListQuery:
     first: int = 20
     after: str | None = None
     detail: bool = True  # False: the caller asked for no heavy fields (bodies)
+
+
+@dataclass(frozen=True, slots=True)
+class SearchQuery:
+    """A free-text search of one backend, best match first (see `providers/search.py`)."""
+
+    text: str
+    type: str | None = None  # upstreams: the one type asked of them
+    types: frozenset[str] | None = None  # the native store: among these (None: any)
+    first: int = 20
+    after: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Hit:
+    thing: Thing
+    snippet: str  # HTML: escaped text, matched words in <mark>
+    score: float | None = None  # the backend's own relevance, where it reports one
 
 
 @dataclass(frozen=True, slots=True)

@@ -123,7 +123,12 @@ class ShopifyProvider:
     name = NAME
     thing_types = frozenset({"product", "order"})
     capabilities = Capabilities(
-        read=True, search=True, write=True, batch_size=MAX_IDS, statuses=frozenset(_FROM_LIFECYCLE)
+        read=True,
+        search=True,
+        write=True,
+        batch_size=MAX_IDS,
+        statuses=frozenset(_FROM_LIFECYCLE),
+        search_detail=False,
     )
 
     def __init__(
@@ -166,7 +171,7 @@ class ShopifyProvider:
         if query.type not in self.thing_types:
             raise InvalidInputError(f"Shopify holds no '{query.type}' things", field="type")
         field = "products" if query.type == "product" else "orders"
-        document = documents.page(field, detail=query.detail)
+        document = documents.page(field, detail=query.detail, relevance=bool(query.search))
         search = self._search(query, products=field == "products")
         items: list[Thing] = []
         cursors: list[str] = []
@@ -301,6 +306,11 @@ class ShopifyProvider:
                 throttled=self._throttled,
                 pace=reserve,
             )
+        except ProviderAuthError:
+            # Refused before any cost was charged: the points were never spent.
+            self.bucket.landed(reserved, refund=True)
+            reserved = 0
+            raise
         finally:
             self.bucket.landed(reserved)
         result: Result[D] = reply.body

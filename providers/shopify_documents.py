@@ -32,11 +32,13 @@ def nodes(*, detail: bool) -> str:
 }}"""
 
 
-def page(field: str, *, detail: bool) -> str:
-    """`products` or `orders`, one page, with the count of everything the search matches."""
+def page(field: str, *, detail: bool, relevance: bool = False) -> str:
+    """`products` or `orders`, one page, with the count of everything the search matches;
+    `relevance`: best match of a text search first (Shopify's `sortKey: RELEVANCE`)."""
     node = (PRODUCT_DETAIL if detail else PRODUCT) if field == "products" else ORDER
+    sort = ", sortKey: RELEVANCE" if relevance else ""
     return f"""query Page($first: Int!, $after: String, $query: String) {{
-  {field}(first: $first, after: $after, query: $query) {{
+  {field}(first: $first, after: $after, query: $query{sort}) {{
     edges {{ cursor node {{ {node} }} }}
     pageInfo {{ hasNextPage endCursor }}
   }}
@@ -58,6 +60,9 @@ ALL = {
     "products": page("products", detail=True),
     "products_summary": page("products", detail=False),
     "orders": page("orders", detail=False),
+    "products_search": page("products", detail=True, relevance=True),
+    "products_search_summary": page("products", detail=False, relevance=True),
+    "orders_search": page("orders", detail=False, relevance=True),
     "create": CREATE,
     "update": UPDATE,
     "shop": SHOP,

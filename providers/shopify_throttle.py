@@ -112,10 +112,13 @@ class CostBucket:
                 self.waited += wait
                 await asyncio.sleep(wait)
 
-    def landed(self, reserved: float) -> None:
+    def landed(self, reserved: float, *, refund: bool = False) -> None:
         """A request's answer came back (or it failed): its reservations are no longer in
-        flight."""
+        flight; `refund`: Shopify charged nothing for it (refused before it ran)."""
         self.in_flight = max(self.in_flight - reserved, 0.0)
+        if refund:
+            self._refill()
+            self.available = min(self.available + reserved, self.maximum - self.in_flight)
 
     def observe(self, cost: dict[str, Any], reserved: int) -> None:
         """Correct the estimate with what Shopify reported for a query we reserved for."""

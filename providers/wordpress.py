@@ -250,7 +250,11 @@ class WordPressProvider:
         if query.status is not None:
             params["status"] = ",".join(_FROM_LIFECYCLE[query.status])
         if query.search:
+            # Best match first, as WordPress ranks it (title, then excerpt and content);
+            # offsets alone page it (the id guard below holds only for the id order).
             params["search"] = query.search
+            params["orderby"] = "relevance"
+            last = None
         if query.modified_after is not None:
             params["modified_after"] = query.modified_after.astimezone(UTC).isoformat()
         reply = await self._list(f"/wp/v2/{collection}", params)

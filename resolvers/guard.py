@@ -100,6 +100,9 @@ class RequestGuard(SchemaExtension):
                 )
                 ctx.result = GraphQLExecutionResult(data=None, errors=[error])
         yield
+        partial = getattr(ctx.context, "partial_errors", None)
+        if partial and ctx.result is not None:
+            ctx.result.errors = [*(ctx.result.errors or []), *partial]
 
     def _cost(self) -> int:
         ctx = self.execution_context

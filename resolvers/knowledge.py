@@ -3,17 +3,22 @@
 from __future__ import annotations
 
 from datetime import datetime
+from enum import Enum
 
 import strawberry
+from graphql import GraphQLError
 
+from providers import validation
+from providers.errors import OneError
 from providers.records import Kind
 from providers.records import Knowledge as KnowledgeRecord
 from providers.refs import Ref
+from providers.snippets import highlight
 from resolvers.context import Info
 from resolvers.ids import global_id, parse_id
 from resolvers.node import Node, load_node
 from resolvers.permissions import Action, require
-from resolvers.planning import SOURCE, Plan, below, plan_links, resolved
+from resolvers.planning import SOURCE, Plan, below, below_path, plan_links, resolved
 
 
 @strawberry.type(description="A label or a chunk of text, linked to the thing it came from.")
@@ -47,13 +52,93 @@ class Knowledge(Node):
         )
 
 
-async def knowledge_search(info: Info, query: str, first: int = 20) -> list[Knowledge]:
-    """Knowledge whose text contains `query` (case-insensitive), newest first."""
-    actor = info.context.actor
-    found = await info.context.store.knowledge.search(actor.org_id, query, first=first)
-    result = [Knowledge.from_record(k) for k in found]
-    await plan_links(info.context, result, below(info))
-    return result
+@strawberry.enum(description="How `knowledgeSearch` ranks.")
+class SearchMode(Enum):
+    LEXICAL = "LEXICAL"  # BM25 over the words of the text
+    SEMANTIC = "SEMANTIC"  # nearest embeddings of the organization's embedding provider
+    HYBRID = "HYBRID"  # both lists fused by reciprocal rank
+
+
+@strawberry.type
+class KnowledgeHit:
+    knowledge: Knowledge
+    score: float = strawberry.field(
+        description="Higher is better: BM25 (LEXICAL), cosine similarity (SEMANTIC) or the "
+        "reciprocal-rank-fusion score (HYBRID). Comparable within one search."
+    )
+    snippet: str = strawberry.field(
+        description="The passage that matched, as HTML: text escaped, query words in <mark>."
+    )
+
+
+@strawberry.type
+class KnowledgeSearchResult:
+    mode: SearchMode = strawberry.field(
+        description="The mode that answered: LEXICAL when SEMANTIC or HYBRID was asked and the "
+        "organization has no embedding provider (or it failed: see `errors`)."
+    )
+    hits: list[KnowledgeHit]
+
+
+async def knowledge_search(
+    info: Info,
+    query: str,
+    mode: SearchMode = SearchMode.HYBRID,
+    first: int = 20,
+    labels: list[str] | None = None,
+    source_types: list[str] | None = None,
+) -> KnowledgeSearchResult:
+    """Your organization's knowledge (labels, and chunks of things' text) best matching
+    `query`: by its words (LEXICAL), by meaning through the organization's embedding provider
+    (SEMANTIC), or both fused (HYBRID). Every one of `labels` must be on a hit; `sourceTypes`
+    keeps chunks of things of those types. `first` is at most 100."""
+    context = info.context
+    actor = context.actor
+    vector: list[float] | None = None
+    model: str | None = None
+    if mode is not SearchMode.LEXICAL:
+        vector, model = await _query_vector(info, query)
+    found, used = await context.store.knowledge.search(
+        actor.org_id,
+        query,
+        mode=mode.value,
+        first=first,
+        labels=labels or (),
+        source_types=source_types or (),
+        vector=vector,
+        model=model,
+    )
+    hits = [
+        KnowledgeHit(
+            knowledge=Knowledge.from_record(k), score=score, snippet=highlight(k.text, query)
+        )
+        for k, score in found
+    ]
+    nodes = below_path(below(info), ("hits", "knowledge"))
+    await plan_links(context, [h.knowledge for h in hits], nodes)
+    return KnowledgeSearchResult(mode=SearchMode(used), hits=hits)
+
+
+async def _query_vector(info: Info, query: str) -> tuple[list[float] | None, str | None]:
+    """The query's embedding, or nothing when the organization has no embedding provider or
+    it fails: the search is then lexical, and says so (with the failure in `errors`)."""
+    context = info.context
+    text = validation.text(query, "query")
+    try:
+        embedder = await context.router.embedder()
+        if embedder is None:
+            return None, None
+        [vector] = await embedder.embed([text])
+    except OneError as exc:
+        context.partial_errors.append(
+            GraphQLError(
+                f"knowledgeSearch answered lexically: {exc.message}",
+                path=[info.path.key],
+                extensions={**exc.extensions, "code": exc.code},
+            )
+        )
+        return None, None
+    return vector, embedder.model
 
 
 @strawberry.input

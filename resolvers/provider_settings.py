@@ -120,7 +120,9 @@ async def providers(info: Info, org_id: strawberry.ID | None = None) -> list[Pro
 
 @strawberry.input
 class ConfigureProviderInput:
-    provider: str = strawberry.field(description="wordpress, shopify or notion")
+    provider: str = strawberry.field(
+        description="wordpress, shopify, notion, or embeddings (which routes no types)"
+    )
     routes: list[str] = strawberry.field(description="thing types it owns, e.g. [blog_post]")
     config: JSON = strawberry.field(description="the provider's settings, credentials included")
 

@@ -14,12 +14,14 @@ from collections.abc import Awaitable, Callable
 from functools import cached_property
 
 from providers.configuration import record_unreadable
+from providers.embeddings import EmbeddingProvider
 from providers.errors import ProviderSecretError
 from providers.native import NativeStore
 from providers.native.provider import NativeProvider
-from providers.provider import Provider
-from providers.records import NATIVE, ProviderConfig
-from providers.registry import ProviderPool, not_configured
+from providers.provider import Hit, Provider, SearchQuery
+from providers.records import NATIVE, THING_TYPES, Page, ProviderConfig
+from providers.registry import ProviderPool, factory, not_configured
+from providers.search import Source, upstream_hits
 
 ReadConfigs = Callable[[str], Awaitable[list[ProviderConfig]]]  # an organization's active ones
 
@@ -74,6 +76,48 @@ class Router:
             if config.provider == name:
                 return config
         raise not_configured(name)
+
+    async def search_sources(self, text: str, types: frozenset[str] | None) -> list[Source]:
+        """What a federated search asks: each searchable type of each configured upstream
+        (`types` narrows them), and the native store for every type routed nowhere else."""
+        sources: list[Source] = []
+        routed: set[str] = set()
+        for config in await self._active():
+            for type in config.routes:
+                routed.add(type)
+                if types is not None and type not in types:
+                    continue
+                if not factory(config.provider).capabilities.search:
+                    continue
+                sources.append(
+                    Source(
+                        key=f"{config.provider}:{type}",
+                        provider=config.provider,
+                        query=SearchQuery(text, type=type),
+                        fetch=self._upstream_search(config),
+                    )
+                )
+        native = (THING_TYPES if types is None else types) - routed
+        if native:
+            query = SearchQuery(text, types=frozenset(native))
+            sources.insert(0, Source("native", NATIVE, query, self.native_search))
+        return sources
+
+    async def embedder(self) -> EmbeddingProvider | None:
+        """The organization's embedding provider, if it configured one."""
+        return self._pool.embedder(await self._active())
+
+    async def native_search(self, query: SearchQuery) -> Page[Hit]:
+        return await NativeProvider(self._store, self._org_id, self._actor_ref).search(query)
+
+    def _upstream_search(
+        self, config: ProviderConfig
+    ) -> Callable[[SearchQuery], Awaitable[Page[Hit]]]:
+        async def fetch(query: SearchQuery) -> Page[Hit]:
+            # Opened here, so that an unreadable secret fails this source, not the search.
+            return await upstream_hits(await self._instance(config), query)
+
+        return fetch
 
     async def _instance(self, config: ProviderConfig) -> Provider:
         try:

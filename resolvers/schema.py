@@ -20,6 +20,7 @@ from resolvers import (
     organizations,
     people,
     provider_settings,
+    search,
     subscriptions,
     things,
     trusted_documents,
@@ -49,6 +50,7 @@ class Query:
     things = _query(things.things)
     connections = _query(connections.connections)
     events = _query(events.events)
+    search = _query(search.search)
     knowledge_search = _query(knowledge.knowledge_search)
     providers = _query(provider_settings.providers)
     api_keys = _query(api_keys.api_keys)

@@ -175,6 +175,9 @@ def app_settings(data_dir: Path, **overrides: Any) -> Settings:
         "actor_rate": 1000,
         "actor_burst": 1000,
         "relay_sweep_seconds": 3600,
+        # Indexing knowledge in the background would add store queries to the requests that
+        # tests count; tests/gateway/test_indexer.py turns it on.
+        "knowledge_index_seconds": 0,
     }
     return load_settings(**{**defaults, **overrides})
 

@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from providers.native import MAX_PAGE_SIZE, NativeStore
-from providers.provider import Capabilities, Health, ListQuery, check_health
+from providers.provider import Capabilities, Health, Hit, ListQuery, SearchQuery, check_health
 from providers.records import NATIVE, THING_TYPES, Page, Thing, ThingStatus
 
 
@@ -37,6 +37,10 @@ class NativeProvider:
 
     async def page(self, query: ListQuery) -> Page[Thing]:
         return await self.store.things.page(self.org_id, query)
+
+    async def search(self, query: SearchQuery) -> Page[Hit]:
+        """Best matches first, by BM25 over the store's full-text index."""
+        return await self.store.things.search(self.org_id, query)
 
     async def create(
         self, *, type: str, name: str, status: ThingStatus, properties: dict[str, Any]

@@ -16,11 +16,12 @@ from providers.native.rows import (
     encode_cursor,
     fetch_page,
     in_order,
+    page_size,
     to_row,
     to_thing,
 )
 from providers.native.scope import require_quota
-from providers.provider import ListQuery
+from providers.provider import Hit, ListQuery, SearchQuery
 from providers.records import Connection, Kind, Page, Thing, ThingStatus, utcnow
 from providers.refs import native_ref, new_local_id
 from providers.thing_events import ThingEvent
@@ -52,6 +53,22 @@ class Things:
         rows, has_next, total = await fetch_page(self._engine, "things", where, order, query.first)
         items = [to_thing(r) for r in rows]
         return Page(items, [encode_cursor(t.created_at, t.id) for t in items], has_next, total)
+
+    async def search(self, org_id: str, query: SearchQuery) -> Page[Hit]:
+        """Things of `org_id` whose name or text holds every word of the query, best match
+        first (BM25); the cursor is a position in that order."""
+        offset = _offset(query.after)
+        where: Where = [Cond("org_id", "eq", org_id)]
+        if query.types is not None:
+            if not query.types:
+                return Page([], [], False, 0)
+            where.append(Cond("type", "in", set(query.types)))
+        found = await self._engine.search_text(
+            "things", where, query.text, limit=page_size(query.first) + 1, offset=offset
+        )
+        hits = [Hit(to_thing(h.row), h.snippet, h.score) for h in found[: query.first]]
+        cursors = [str(offset + i + 1) for i in range(len(hits))]
+        return Page(hits, cursors, len(found) > query.first, None)
 
     async def count(self, org_id: str) -> int:
         return await self._engine.count("things", [Cond("org_id", "eq", org_id)])
@@ -164,3 +181,11 @@ async def _for_update(tx: Transaction, org_id: str, id: str) -> Thing:
     if not rows:
         raise NotFoundError("thing not found", field="id")
     return to_thing(rows[0])
+
+
+def _offset(cursor: str | None) -> int:
+    if cursor is None:
+        return 0
+    if not cursor.isdigit() or len(cursor) > 9:
+        raise InvalidInputError("'after' is not a cursor of this search", field="after")
+    return int(cursor)

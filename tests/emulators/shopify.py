@@ -15,7 +15,8 @@ What it holds to, as Shopify documents it (../shared/UPSTREAMS.md and shopify.de
   429 (`throttled_status`); a query is charged its actual cost. Every answer carries
   `extensions.cost { requestedQueryCost actualQueryCost throttleStatus {...} }`.
 - Search syntax on `products(query:)`/`orders(query:)`: `field:value`, `field:>value`,
-  `field:<value`, `'quoted values'`, free text against the title, terms joined by AND.
+  `field:<value`, `'quoted values'`, free text against the title, terms joined by AND;
+  `sortKey: RELEVANCE` orders by how often the free-text words occur (then by id).
 - Webhooks: `webhookSubscriptionCreate(topic:, webhookSubscription: {callbackUrl:})` (or the
   `subscribe_webhook` helper); a product created, updated or deleted (by a mutation or a test
   helper) is POSTed to each subscriber of `products/create|update|delete` as Shopify's REST
@@ -329,10 +330,18 @@ class ShopifyEmulator:
             "product": lambda info, id: self._node(id),
             "order": lambda info, id: self._node(id),
             "products": lambda info, **args: _connection(
-                [self._product(p) for p in _search(self.products.values(), args.get("query"))], args
+                [
+                    self._product(p)
+                    for p in _search(self.products.values(), args.get("query"), args.get("sortKey"))
+                ],
+                args,
             ),
             "orders": lambda info, **args: _connection(
-                [self._order(o) for o in _search(self.orders.values(), args.get("query"))], args
+                [
+                    self._order(o)
+                    for o in _search(self.orders.values(), args.get("query"), args.get("sortKey"))
+                ],
+                args,
             ),
             "productsCount": lambda info, **args: {
                 "count": len(_search(self.products.values(), args.get("query"))),
@@ -647,7 +656,7 @@ def _connection(items: list[dict[str, Any]], args: dict[str, Any]) -> dict[str, 
     }
 
 
-def _search(records: Any, query: str | None) -> list[dict[str, Any]]:
+def _search(records: Any, query: str | None, sort_key: str | None = None) -> list[dict[str, Any]]:
     found = sorted(records, key=lambda r: r["id"])
     if not query:
         return found
@@ -655,16 +664,26 @@ def _search(records: Any, query: str | None) -> list[dict[str, Any]]:
         terms = shlex.split(query)
     except ValueError:
         terms = query.split()
+    words: list[str] = []
     for term in terms:
         if term.upper() == "AND":
             continue
         key, sep, value = term.partition(":")
         if not sep:
+            words.append(term.lower())
             found = [r for r in found if term.lower() in r.get("title", r.get("name", "")).lower()]
             continue
         op = value[:1] if value[:1] in "<>" else ""
         value = value[len(op) :].strip("'\"")
         found = [r for r in found if _matches(r, key.lower(), op, value)]
+    if sort_key == "RELEVANCE" and words:
+        # Our stand-in for Shopify's relevance: the more often the words occur in the title
+        # and description, the better; then by id.
+        def occurrences(record: dict[str, Any]) -> int:
+            text = f"{record.get('title', '')} {record.get('descriptionHtml', '')}".lower()
+            return sum(text.count(w) for w in words)
+
+        found.sort(key=lambda r: -occurrences(r))
     return found
 
 

@@ -150,7 +150,7 @@ def scalars(api: Api) -> Scalars:
               me { organization { id members { person { id } } } }
               things(first: 100) { edges { cursor node { id } } }
               events(first: 20) { edges { cursor node { id } } }
-              knowledgeSearch(query: "a") { id }
+              knowledgeSearch(query: "a") { hits { knowledge { id } } }
             }""",
             org=org,
         )
@@ -159,7 +159,7 @@ def scalars(api: Api) -> Scalars:
         for page in ("things", "events"):
             ids += [e["node"]["id"] for e in data[page]["edges"]]
             strings += [e["cursor"] for e in data[page]["edges"]]
-        ids += [k["id"] for k in data["knowledgeSearch"]]
+        ids += [h["knowledge"]["id"] for h in data["knowledgeSearch"]["hits"]]
     thing = next(i for i in ids if i.startswith("thing."))
     edges = api.data("query($id: ID!) { connections(thingId: $id) { id } }", {"id": thing})
     ids += [c["id"] for c in edges["connections"]]

@@ -26,7 +26,7 @@ from tests.processes import Gateway, seed, token
 THINGS = """{ things(first: 100) { totalCount edges { node { name status owner { name }
   connections { relationshipType to { ... on Thing { name } } } knowledge { text } } } } }"""
 MEMBERS = "{ organization { usage { things members } members { role person { name } } } }"
-SEARCH = '{ knowledgeSearch(query: "cache") { text } }'
+SEARCH = '{ knowledgeSearch(query: "cache") { mode hits { knowledge { text } } } }'
 THING = "query($id: ID!) { thing(id: $id) { name status owner { name } } }"
 READS = (THINGS, MEMBERS, SEARCH)
 

@@ -414,8 +414,9 @@ async def test_knowledge_is_linked_and_searchable(store: NativeStore) -> None:
         labels=["python"],
     )
     assert (await store.knowledge.of_sources(org.id, [ref]))[ref] == [chunk]
-    assert await store.knowledge.search(org.id, "async io", first=10) == [chunk]
-    assert await store.knowledge.search(other.id, "async io", first=10) == []
+    found, mode = await store.knowledge.search(org.id, "async io", first=10)
+    assert [k for k, _ in found] == [chunk] and mode == "LEXICAL"
+    assert (await store.knowledge.search(other.id, "async io", first=10))[0] == []
     with pytest.raises(InvalidInputError):
         await store.knowledge.create(org.id, actor_ref=owner, kind="essay", text="x")
     with pytest.raises(NotFoundError):

@@ -35,9 +35,10 @@ def test_events_page_newest_first_with_filters(api: Api) -> None:
 
 
 def test_knowledge_search_and_create(api: Api) -> None:
-    found = api.data("""{ knowledgeSearch(query: "LOGO") { kind text labels
-      source { ... on Document { name } } } }""")["knowledgeSearch"]
-    assert found == [
+    found = api.data("""{ knowledgeSearch(query: "LOGO") { mode hits { knowledge { kind text
+      labels source { ... on Document { name } } } } } }""")["knowledgeSearch"]
+    assert found["mode"] == "LEXICAL"  # no embedding provider: said, not pretended
+    assert [h["knowledge"] for h in found["hits"]] == [
         {
             "kind": "chunk",
             "text": "Use the logo with care.",
@@ -46,7 +47,10 @@ def test_knowledge_search_and_create(api: Api) -> None:
         }
     ]
     assert (
-        api.data('{ knowledgeSearch(query: "logo") { id } }', org="globex")["knowledgeSearch"] == []
+        api.data('{ knowledgeSearch(query: "logo") { hits { score } } }', org="globex")[
+            "knowledgeSearch"
+        ]["hits"]
+        == []
     )
     course = api.data('{ things(type: "course") { edges { node { id } } } }')["things"]["edges"][0][
         "node"
@@ -57,6 +61,6 @@ def test_knowledge_search_and_create(api: Api) -> None:
         {"s": course},
     )
     assert made["createKnowledge"]["source"]["id"] == course
-    assert api.error('{ knowledgeSearch(query: "  ") { id } }')["extensions"]["code"] == (
+    assert api.error('{ knowledgeSearch(query: "  ") { mode } }')["extensions"]["code"] == (
         "BAD_USER_INPUT"
     )

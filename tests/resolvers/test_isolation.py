@@ -62,14 +62,14 @@ def test_lists_and_searches_hold_only_own_rows(api: Api, globex: dict[str, Any])
       byActor: events(actorId: $p) { totalCount }
       connections(thingId: $t) { id }
       personConnections: connections(thingId: $p) { id }
-      knowledgeSearch(query: "globex secret") { id } }""",
+      knowledgeSearch(query: "globex secret") { hits { knowledge { id } } } }""",
         {"t": globex["thing"], "p": globex["person"]},
     )
     assert {e["node"]["organization"]["slug"] for e in data["things"]["edges"]} == {"acme"}
     assert globex["event"] not in {e["node"]["id"] for e in data["events"]["edges"]}
     assert data["byTarget"]["totalCount"] == 0 and data["byActor"]["totalCount"] == 0
     assert data["connections"] == [] and data["personConnections"] == []
-    assert data["knowledgeSearch"] == []
+    assert data["knowledgeSearch"]["hits"] == []
 
 
 def test_organizations_of_others_are_hidden(api: Api, globex: dict[str, Any]) -> None:
