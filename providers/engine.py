@@ -290,6 +290,11 @@ class Transaction(Reader, Protocol):
 
     async def update(self, table: str, id: str, fields: Row) -> None: ...
 
+    async def delete(self, table: str, id: str) -> None:
+        """Remove row `id` of `table`, and with it its text and vector from the search
+        indexes. A row that is not there is no error: there is nothing to remove."""
+        ...
+
     async def increment(self, table: str, id: str, field: str) -> int:
         """Add one to the integer `field` of row `id` (made, at 1, when missing) and return the
         new value. The row stays locked until the transaction ends, so two transactions that

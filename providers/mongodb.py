@@ -7,58 +7,40 @@ and its event still land together or not at all, though a crash between two writ
 the first one behind (the README says to run a replica set in production, and the compose file
 does).
 
-Search:
-- full text: each row of a table with `Table.text` carries `_fts` (title and body, the plain
-  text of `indexed_text`, kept up to date by insert and update, left out of every read), under
-  a `$text` index (no language: words are neither stemmed nor dropped; case and diacritics
-  aside) weighing the title `TITLE_WEIGHT` times the body. Every word of a query is quoted, so
-  all are required, as whole words (`$text` matches no prefixes); MongoDB's text score ranks.
-  Where the server has no `$text` (mongomock, some MongoDB-compatible services) the engine says
-  so (`text_search == "scan"`) and scans the rows matching `where` instead, with SQLite's
-  rules (the last word a prefix too) and BM25 computed over those rows.
-- vectors: `$vectorSearch` on Atlas, for each dimension that has a queryable vector search
-  index on `embedding` (named as you like, with `org_id` and `embedding_model` as filter
-  fields: `{"fields": [{"type": "vector", "path": "embedding", "numDimensions": 1536,
-  "similarity": "cosine"}, {"type": "filter", "path": "org_id"}, {"type": "filter", "path":
-  "embedding_model"}]}`); elsewhere an exact comparison with the newest `vector_candidates`
-  rows that match (numpy), which is exact only while there are no more (a warning says when
-  there were). `vector_search` says which way the engine goes.
+Search, text and vectors, is `providers/mongodb_search.py`'s: a row's indexed text lives in
+the row (`_fts`), so it is written, and deleted, with it.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-import math
 import re
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
 from typing import Any
 
 import numpy as np
-from pymongo import ASCENDING, DESCENDING, TEXT, ReturnDocument, UpdateOne
-from pymongo.errors import DuplicateKeyError, OperationFailure
+from pymongo import ASCENDING, DESCENDING, ReturnDocument
+from pymongo.errors import DuplicateKeyError
 
 from providers.engine import (
     TABLES,
-    TITLE_WEIGHT,
     AnyOf,
     Cond,
     Order,
     Row,
-    Table,
     TextHit,
     VectorHit,
     Where,
     committed,
     conflict,
-    indexed_text,
     organization_of,
     query_words,
     text_columns,
     text_hit,
 )
-from providers.snippets import fold
+from providers.mongodb_search import MongoSearch, fts, hidden
 
 log = logging.getLogger(__name__)
 
@@ -112,64 +94,6 @@ def _to_doc(row: Row) -> dict[str, Any]:
     return doc
 
 
-def _fts(table: Table, row: Row) -> dict[str, str]:
-    """What a row's `_fts` holds: the text its full-text index reads."""
-    title, body = indexed_text(table, row)
-    return {"title": title, "body": body}
-
-
-def _hidden(table: str) -> dict[str, int] | None:
-    """The projection that leaves `_fts` out of what is read."""
-    return {"_fts": 0} if TABLES[table].text else None
-
-
-_TOKEN = re.compile(r"[^\W_]+")  # a word as SQLite's unicode61 sees it: "_" parts words
-_BM25_K1, _BM25_B = 1.2, 0.75  # FTS5's
-
-
-def _bm25(docs: list[dict[str, Any]], words: list[str]) -> list[tuple[float, dict[str, Any]]]:
-    """The documents holding every one of `words` (the last also as a prefix), each with its
-    BM25 score as SQLite's FTS5 computes it (title weighing `TITLE_WEIGHT`), the statistics
-    being those of `docs`."""
-    terms = list(dict.fromkeys(t for w in words for t in _TOKEN.findall(fold(w))))
-    last = len(terms) - 1
-    counted: list[tuple[list[float], int, dict[str, Any]]] = []
-    total = 0
-    for doc in docs:
-        fts = doc.get("_fts") or {}
-        title = _TOKEN.findall(fold(fts.get("title", "")))
-        body = _TOKEN.findall(fold(fts.get("body", "")))
-        total += len(title) + len(body)
-        freqs: list[float] = [
-            TITLE_WEIGHT * _count(title, term, i == last) + _count(body, term, i == last)
-            for i, term in enumerate(terms)
-        ]
-        counted.append((freqs, len(title) + len(body), doc))
-    if not counted:
-        return []
-    rows = len(counted)
-    average = max(total / rows, 1.0)
-    idf = []
-    for i in range(len(terms)):
-        hits = sum(1 for counts, _, _ in counted if counts[i] > 0)
-        idf.append(max(math.log((rows - hits + 0.5) / (hits + 0.5)), 1e-6))
-    found = []
-    for freqs, length, doc in counted:
-        if all(f > 0 for f in freqs):
-            norm = _BM25_K1 * (1 - _BM25_B + _BM25_B * length / average)
-            score = sum(
-                w * f * (_BM25_K1 + 1) / (f + norm) for w, f in zip(idf, freqs, strict=True)
-            )
-            found.append((score, doc))
-    return found
-
-
-def _count(tokens: list[str], term: str, prefix: bool) -> int:
-    if prefix:
-        return sum(1 for t in tokens if t.startswith(term))
-    return tokens.count(term)
-
-
 class MongoEngine:
     """The native store's MongoDB engine.
 
@@ -189,11 +113,7 @@ class MongoEngine:
         self._db = client[database]
         self.queries = 0
         self.transactions_supported = False
-        # How the search methods answer here; `start` finds out what the server offers.
-        self.text_search: str = "$text"  # or "scan"
-        self.vector_search: str = "scan"  # or "$vectorSearch" (for `_vector_indexes`' dims)
-        self.vector_candidates = vector_candidates
-        self._vector_indexes: dict[int, str] = {}  # dimensions -> Atlas vector search index
+        self._search = MongoSearch(self._db, self, vector_candidates=vector_candidates)
         self._listeners: dict[str, list[Callable[[Row], None]]] = {}
         self._sequence_lock = asyncio.Lock()
 
@@ -207,15 +127,9 @@ class MongoEngine:
                 await collection.create_index(keys, name=f"ix_{'_'.join(fields)}")
             for field in table.unique:
                 await collection.create_index([(field, ASCENDING)], name=f"ux_{field}", unique=True)
-            if table.text:
-                await collection.create_index(
-                    [("_fts.title", TEXT), ("_fts.body", TEXT)],
-                    name="tx_fts",
-                    weights={"_fts.title": TITLE_WEIGHT, "_fts.body": 1},
-                    default_language="none",
-                )
-                await self._index_text(table)
-        await self._find_search_support()
+        # Stale chunks were once kept as knowledge of kind "retired": now they are deleted.
+        await self._db["knowledge"].delete_many({"kind": "retired"})
+        await self._search.start()
         log.info(
             "mongodb engine ready (transactions: %s, text search: %s, vector search: %s)",
             self.transactions_supported,
@@ -223,39 +137,15 @@ class MongoEngine:
             self.vector_search,
         )
 
-    async def _index_text(self, table: Table) -> None:
-        """Give `_fts` to the rows written before the engine kept it."""
-        collection = self._db[table.name]
-        projection = dict.fromkeys(text_columns(table), 1)
-        while True:
-            cursor = collection.find({"_fts": {"$exists": False}}, projection).limit(1000)
-            docs = await cursor.to_list(None)
-            if not docs:
-                return
-            await collection.bulk_write(
-                [UpdateOne({"_id": d["_id"]}, {"$set": {"_fts": _fts(table, d)}}) for d in docs],
-                ordered=False,
-            )
+    @property
+    def text_search(self) -> str:
+        """How `search_text` answers here: "$text", or "scan" (see `mongodb_search`)."""
+        return self._search.text_search
 
-    async def _find_search_support(self) -> None:
-        try:
-            await self._db["things"].find({"$text": {"$search": '"one"'}}).limit(1).to_list(None)
-        except (NotImplementedError, OperationFailure) as exc:
-            self.text_search = "scan"
-            log.warning("no $text on this server (%s): text search scans the rows", exc)
-        try:
-            cursor = await self._db["knowledge"].list_search_indexes()
-            indexes = await cursor.to_list(None)
-        except (AttributeError, NotImplementedError, OperationFailure):
-            indexes = []  # not Atlas (nor a server with Atlas Search)
-        for index in indexes:
-            if index.get("type") != "vectorSearch" or not index.get("queryable"):
-                continue
-            for field in index.get("latestDefinition", {}).get("fields", []):
-                if field.get("type") == "vector" and field.get("path") == "embedding":
-                    self._vector_indexes[int(field["numDimensions"])] = index["name"]
-        if self._vector_indexes:
-            self.vector_search = "$vectorSearch"
+    @property
+    def vector_search(self) -> str:
+        """How `nearest` answers here: "$vectorSearch", or "scan" (see `mongodb_search`)."""
+        return self._search.vector_search
 
     async def close(self) -> None:
         await self._client.close()
@@ -281,9 +171,9 @@ class MongoEngine:
             {"$replaceRoot": {"newRoot": "$rows"}},
             {"$sort": {_field(order.field): direction, "_id": direction}},
         ]
-        hidden = _hidden(table)
-        if hidden is not None:
-            pipeline.insert(1, {"$project": hidden})
+        projection = hidden(table)
+        if projection is not None:
+            pipeline.insert(1, {"$project": projection})
         self.queries += 1
         cursor = await self._db[table].aggregate(pipeline)
         return [_to_row(doc) for doc in await cursor.to_list(None)]
@@ -304,7 +194,7 @@ class MongoEngine:
                 query = {"$and": [query, keyset]} if query else keyset
             direction = DESCENDING if order.descending else ASCENDING
             sort = [(_field(order.field), direction), ("_id", direction)]
-        cursor = self._db[table].find(query, _hidden(table), session=session)
+        cursor = self._db[table].find(query, hidden(table), session=session)
         if sort:
             cursor = cursor.sort(sort)
         if limit is not None:
@@ -329,29 +219,8 @@ class MongoEngine:
         organization_of(where)
         if not words or limit <= 0:
             return []
-        self.queries += 1
-        if self.text_search == "$text":
-            phrases = " ".join(f'"{w}"' for w in words)
-            relevance = {"$meta": "textScore"}
-            cursor = (
-                self._db[table]
-                .find(
-                    {**_filter(where), "$text": {"$search": phrases}},
-                    {"_fts": 0, "_score": relevance},
-                )
-                .sort([("_score", relevance), ("_id", ASCENDING)])
-                .skip(offset)
-                .limit(limit)
-            )
-            rows = [_to_row(doc) for doc in await cursor.to_list(None)]
-            return [text_hit(spec, row, float(row.pop("_score")), query) for row in rows]
-        docs = await self._db[table].find(_filter(where)).to_list(None)
-        found = sorted(_bm25(docs, words), key=lambda hit: (-hit[0], hit[1]["_id"]))
-        hits = []
-        for score, doc in found[offset : offset + limit]:
-            doc.pop("_fts", None)
-            hits.append(text_hit(spec, _to_row(doc), score, query))
-        return hits
+        found = await self._search.text(table, _filter(where), words, limit=limit, offset=offset)
+        return [text_hit(spec, _to_row(doc), score, query) for score, doc in found]
 
     async def nearest(
         self,
@@ -369,83 +238,12 @@ class MongoEngine:
         query = np.asarray(vector, dtype=np.float64)
         if limit <= 0 or not query.size:
             return []
-        index = self._vector_indexes.get(query.size)
-        if index is not None:
-            try:
-                return await self._vector_search(index, org_id, where, query, model, limit, exact)
-            except OperationFailure as exc:
-                log.warning("$vectorSearch failed (%s): nearest scans instead", exc)
-        return await self._nearest_by_scan(where, query, model, limit)
-
-    async def _vector_search(
-        self,
-        index: str,
-        org_id: str,
-        where: Where,
-        query: Any,
-        model: str,
-        limit: int,
-        exact: bool,
-    ) -> list[VectorHit]:
-        """Atlas: the index filters by organization and model; the rest of `where` is applied
-        to the hits it gives (ten times `limit` of them, when there is a rest)."""
-        rest = [c for c in where if c != Cond("org_id", "eq", org_id)]
-        wanted = min(limit * 10, 10_000) if rest else limit
-        stage: dict[str, Any] = {
-            "index": index,
-            "path": "embedding",
-            "queryVector": [float(x) for x in query],
-            "filter": {"org_id": org_id, "embedding_model": model},
-            "limit": wanted,
-        }
-        if exact:
-            stage["exact"] = True
-        else:
-            stage["numCandidates"] = min(max(wanted * 10, 100), 10_000)
-        pipeline: list[dict[str, Any]] = [{"$vectorSearch": stage}]
-        if rest:
-            pipeline.append({"$match": _filter(rest)})
-        pipeline += [
-            {"$limit": limit},
-            {"$project": {"_fts": 0, "_score": {"$meta": "vectorSearchScore"}}},
-        ]
-        self.queries += 1
-        cursor = await self._db["knowledge"].aggregate(pipeline)
-        rows = [_to_row(doc) for doc in await cursor.to_list(None)]
-        # Atlas scores cosine as (1 + cos) / 2.
-        return [VectorHit(row, 2.0 - 2.0 * float(row.pop("_score"))) for row in rows]
-
-    async def _nearest_by_scan(
-        self, where: Where, query: Any, model: str, limit: int
-    ) -> list[VectorHit]:
-        filter = _filter([*where, Cond("embedding_model", "eq", model)])
-        filter = {"$and": [filter, {"embedding": {"$size": int(query.size)}}]}
-        cursor = (
-            self._db["knowledge"]
-            .find(filter, {"_fts": 0})
-            .sort([("created_at", DESCENDING), ("_id", DESCENDING)])
-            .limit(self.vector_candidates)
+        within = _filter([*where, Cond("embedding_model", "eq", model)])
+        rest = _filter([c for c in where if c != Cond("org_id", "eq", org_id)])
+        found = await self._search.nearest(
+            org_id, model, query, limit=limit, exact=exact, within=within, rest=rest
         )
-        self.queries += 1
-        rows = [_to_row(doc) for doc in await cursor.to_list(None)]
-        if len(rows) >= self.vector_candidates:
-            log.warning(
-                "nearest compared only the newest %d vectors of %s: older ones were left out",
-                self.vector_candidates,
-                model,
-            )
-        if not rows:
-            return []
-        vectors = np.asarray([r["embedding"] for r in rows], dtype=np.float64)
-        norms = np.linalg.norm(vectors, axis=1) * np.linalg.norm(query)
-        with np.errstate(divide="ignore", invalid="ignore"):
-            distances = 1.0 - (vectors @ query) / norms
-        ranked = sorted(
-            (float(d), r["id"], i)
-            for i, (d, r) in enumerate(zip(distances, rows, strict=True))
-            if np.isfinite(d)
-        )
-        return [VectorHit(rows[i], d) for d, _, i in ranked[:limit]]
+        return [VectorHit(_to_row(doc), distance) for distance, doc in found]
 
     async def raise_to(self, table: str, id: str, field: str, value: int) -> None:
         await self._db[table].update_one({"_id": id}, {"$max": {field: value}}, upsert=True)
@@ -498,7 +296,7 @@ class _MongoTransaction:
         collection = self._engine._db[table]
         doc = _to_doc(row)
         if TABLES[table].text:
-            doc["_fts"] = _fts(TABLES[table], row)
+            doc["_fts"] = fts(TABLES[table], row)
         self._engine.queries += 1
         try:
             await collection.insert_one(doc, session=self._session)
@@ -539,7 +337,7 @@ class _MongoTransaction:
         reads = set(text_columns(spec))
         retext = bool(reads & fields.keys())
         if retext and reads <= fields.keys():
-            changes["_fts"] = _fts(spec, fields)
+            changes["_fts"] = fts(spec, fields)
         self._engine.queries += 1
         before = await collection.find_one_and_update(
             {"_id": id}, {"$set": changes}, session=self._session
@@ -547,7 +345,7 @@ class _MongoTransaction:
         if before is None:
             return
         if retext and "_fts" not in changes:
-            changes["_fts"] = _fts(spec, {**before, **fields})
+            changes["_fts"] = fts(spec, {**before, **fields})
             self._engine.queries += 1
             await collection.update_one(
                 {"_id": id}, {"$set": {"_fts": changes["_fts"]}}, session=self._session
@@ -555,6 +353,14 @@ class _MongoTransaction:
         if self._session is None:
             previous = {k: before.get(k) for k in changes}
             self._undo.append(lambda: collection.update_one({"_id": id}, {"$set": previous}))
+
+    async def delete(self, table: str, id: str) -> None:
+        # `_fts` goes with the document, and the vector with it: both live in it.
+        collection = self._engine._db[table]
+        self._engine.queries += 1
+        before = await collection.find_one_and_delete({"_id": id}, session=self._session)
+        if before is not None and self._session is None:
+            self._undo.append(lambda: collection.insert_one(before))
 
     async def undo(self) -> None:
         for step in reversed(self._undo):

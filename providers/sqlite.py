@@ -7,26 +7,14 @@ interleaving inside one another's transaction. (aiosqlite hands out one statemen
 on a shared connection, which gives neither guarantee, hence these thirty lines.)
 
 SQLite is sqlean.py's build (it can load extensions, which Python's often cannot), with
-sqlite-vec loaded on every connection. Triggers keep two indexes in step with the rows, in
-the writing transaction, so a committed write is searchable at once and a rolled-back one
-never was:
-- full text: an FTS5 table per table with `Table.text` (`<table>_fts`, contentless, words
-  folded by unicode61 without diacritics; columns title and body from `indexed_text`, through
-  the `one_text` function each connection defines), and `<table>_fts_rows` giving the row id
-  and organization of each of its integer rowids;
-- vectors: each knowledge embedding that has a model, as float32 (`knowledge_vectors`) and
-  as a code of a few hundred bytes (`knowledge_vector_codes`, see `_code`), both keyed by
-  organization, model, dimensions and id. `nearest` compares float32 vectors by cosine
-  (`vec_distance_cosine`): all of the organization's (exact), or the `_CANDIDATES` whose codes
-  are nearest by Hamming distance (approximate: a scan of the codes, and a float32 vector
-  read for each candidate only).
+sqlite-vec loaded on every connection: the full-text and vector indexes, kept in step with
+the rows by triggers, are `providers/sqlite_search.py`'s.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import functools
 import json
 import os
 import threading
@@ -35,7 +23,6 @@ from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
 from datetime import datetime
 from pathlib import Path
-from statistics import NormalDist
 from typing import Any, TypeVar
 
 import numpy as np
@@ -44,7 +31,6 @@ import sqlite_vec  # type: ignore[import-untyped]
 
 from providers.engine import (
     TABLES,
-    TITLE_WEIGHT,
     AnyOf,
     Cond,
     Order,
@@ -55,21 +41,28 @@ from providers.engine import (
     Where,
     committed,
     conflict,
-    indexed_text,
     organization_of,
     query_words,
-    text_columns,
     text_hit,
 )
 from providers.errors import StoreBusyError
+from providers.sqlite_search import (
+    define_functions,
+    index_ddl,
+    optimize_ddl,
+    ranked_sql,
+    text_candidates,
+    vector_candidates,
+)
 
 T = TypeVar("T")
 
 _SQL_OPS = {"eq": "=", "lt": "<", "le": "<=", "gt": ">", "ge": ">="}
-_SCHEMA_VERSION = 7  # 2: provider_configs; 3: provider_configs.health; 4: api_keys;
+_SCHEMA_VERSION = 8  # 2: provider_configs; 3: provider_configs.health; 4: api_keys;
 # 5: trusted_documents, organization_settings; 6: events.seq, event_streams, webhook_deliveries,
 # change_watermarks; 7: knowledge.embedding_model and .position, the full-text and vector indexes
-# (made again from the rows at every upgrade)
+# (made again from the rows at every upgrade); 8: stale chunks deleted, no longer kept as
+# knowledge of kind "retired"
 _SQL_TYPES = {"text": "TEXT", "json": "TEXT", "datetime": "TEXT", "integer": "INTEGER"}
 
 
@@ -196,151 +189,6 @@ def _ddl(table: Table) -> list[str]:
     return statements
 
 
-def _text_index_ddl(table: Table) -> list[str]:
-    """The full-text index of `table` made anew: its tables, triggers and every row's text."""
-    fts, ids, name = f"{table.name}_fts", f"{table.name}_fts_rows", table.name
-    columns = text_columns(table)
-
-    def text(row: str) -> str:
-        values = ", ".join(f'{row}."{c}"' for c in columns)
-        return f"one_text('{name}', 0, {values}), one_text('{name}', 1, {values})"
-
-    rowid = f'(SELECT n FROM "{ids}" WHERE id = new.id)'
-    old_rowid = f'(SELECT n FROM "{ids}" WHERE id = old.id)'
-    watched = (*columns, "org_id")
-    changed = " OR ".join(f'old."{c}" IS NOT new."{c}"' for c in watched)
-    of = ", ".join(f'"{c}"' for c in watched)
-    return [
-        *(f'DROP TRIGGER IF EXISTS "{fts}_{event}"' for event in ("insert", "update", "delete")),
-        f'DROP TABLE IF EXISTS "{fts}"',
-        f'DROP TABLE IF EXISTS "{ids}"',
-        # Contentless: the text is not kept twice, and the old text need not be known to take
-        # a row out (contentless_delete). Snippets are made from the rows themselves.
-        f"CREATE VIRTUAL TABLE \"{fts}\" USING fts5(title, body, content='', "
-        "contentless_delete=1, tokenize='unicode61 remove_diacritics 2')",
-        # The organization beside each id: a search reads only its own organization's hits.
-        f'CREATE TABLE "{ids}" (n INTEGER PRIMARY KEY, id TEXT NOT NULL UNIQUE, org_id TEXT)',
-        f'INSERT INTO "{ids}" (id, org_id) SELECT id, org_id FROM "{name}"',
-        f'INSERT INTO "{fts}" (rowid, title, body) SELECT r.n, {text("t")} '
-        f'FROM "{name}" t JOIN "{ids}" r ON r.id = t.id',
-        f'CREATE TRIGGER "{fts}_insert" AFTER INSERT ON "{name}" BEGIN '
-        f'INSERT INTO "{ids}" (id, org_id) VALUES (new.id, new.org_id); '
-        f'INSERT INTO "{fts}" (rowid, title, body) VALUES ({rowid}, {text("new")}); END',
-        f'CREATE TRIGGER "{fts}_update" AFTER UPDATE OF {of} ON "{name}" WHEN {changed} BEGIN '
-        f'DELETE FROM "{fts}" WHERE rowid = {old_rowid}; '
-        f'UPDATE "{ids}" SET org_id = new.org_id WHERE id = new.id; '
-        f'INSERT INTO "{fts}" (rowid, title, body) VALUES ({rowid}, {text("new")}); END',
-        f'CREATE TRIGGER "{fts}_delete" AFTER DELETE ON "{name}" BEGIN '
-        f'DELETE FROM "{fts}" WHERE rowid = {old_rowid}; '
-        f'DELETE FROM "{ids}" WHERE id = old.id; END',
-    ]
-
-
-def _vector_index_ddl() -> list[str]:
-    """The knowledge vector index made anew: its two tables, triggers and every vector."""
-    key = "org_id TEXT NOT NULL, model TEXT NOT NULL, dims INTEGER NOT NULL, id TEXT NOT NULL"
-    primary = "PRIMARY KEY (org_id, model, dims, id)"
-
-    def add(row: str, source: str = "") -> list[str]:
-        values = (
-            f"{row}.org_id, {row}.embedding_model, json_array_length({row}.embedding), {row}.id"
-        )
-        where = (
-            f"WHERE {row}.embedding_model IS NOT NULL AND json_array_length({row}.embedding) > 0"
-        )
-        return [
-            f"INSERT INTO knowledge_vectors SELECT {values}, vec_f32({row}.embedding) "
-            f"{source} {where}",
-            f"INSERT INTO knowledge_vector_codes SELECT {values}, "
-            f"one_code(vec_f32({row}.embedding)) {source} {where}",
-        ]
-
-    remove = [
-        f"DELETE FROM {t} WHERE org_id = old.org_id AND model = old.embedding_model "
-        "AND dims = json_array_length(old.embedding) AND id = old.id"
-        for t in ("knowledge_vectors", "knowledge_vector_codes")
-    ]
-
-    def trigger(event: str, steps: list[str]) -> str:
-        on = "UPDATE OF org_id, embedding, embedding_model" if event == "update" else event.upper()
-        body = "".join(f"{step}; " for step in steps)
-        return f"CREATE TRIGGER knowledge_vectors_{event} AFTER {on} ON knowledge BEGIN {body}END"
-
-    return [
-        *(f"DROP TRIGGER IF EXISTS knowledge_vectors_{e}" for e in ("insert", "update", "delete")),
-        "DROP TABLE IF EXISTS knowledge_vectors",
-        "DROP TABLE IF EXISTS knowledge_vector_codes",
-        # A rowid table: a vector of a kilobyte or more would spill each row of a WITHOUT ROWID
-        # table onto an overflow page of its own (four times the space, and a page per read).
-        f"CREATE TABLE knowledge_vectors ({key}, vector BLOB NOT NULL)",
-        "CREATE UNIQUE INDEX knowledge_vectors_key ON knowledge_vectors (org_id, model, dims, id)",
-        # Apart from the vectors, so that the scan of the approximate search reads few pages.
-        f"CREATE TABLE knowledge_vector_codes ({key}, code BLOB NOT NULL, {primary}) WITHOUT ROWID",
-        *add("k", "FROM knowledge k"),
-        trigger("insert", add("new")),
-        trigger("update", [*remove, *add("new")]),
-        trigger("delete", remove),
-    ]
-
-
-def _one_text(table_name: str, part: int, *values: Any) -> str:
-    """SQL `one_text(table, 0 | 1, <its text columns>)`: the title or the body the full-text
-    index holds for a row (`indexed_text`)."""
-    table = TABLES[table_name]
-    row = {
-        column: _json(value) if value is not None and table.columns[column] == "json" else value
-        for column, value in zip(text_columns(table), values, strict=True)
-    }
-    return indexed_text(table, row)[part]
-
-
-_CODE_BITS = 2048  # a code's length, about: a few hundred bytes to read for each row
-
-
-@functools.cache
-def _cuts(dims: int) -> Any:
-    """Where a component's levels part: at the quantiles of a standard normal, 2 to 16 levels,
-    as many as `_CODE_BITS` allows for `dims` (a sign for 1,536 dimensions, 8 levels for 256)."""
-    levels = max(2, min(16, _CODE_BITS // dims + 1))
-    return np.array([NormalDist().inv_cdf(i / levels) for i in range(1, levels)])
-
-
-def _code(vector: Any) -> bytes:
-    """A float32 vector (SQL `one_code`) in about `_CODE_BITS` bits: each component, scaled as
-    in a unit vector of standard normal components, given the level it falls in (`_cuts`) as
-    that many bits set among one per cut. The Hamming distance of two codes is then the L1
-    distance between their levels: small for vectors close by cosine."""
-    values = np.frombuffer(vector, dtype="<f4") if isinstance(vector, bytes) else vector
-    values = np.asarray(values, dtype=np.float64)
-    norm = float(np.linalg.norm(values))
-    scaled = values * (np.sqrt(values.size) / norm) if norm > 0 else values
-    bits = scaled[np.newaxis, :] > _cuts(values.size)[:, np.newaxis]
-    return bytes(np.packbits(bits).tobytes())
-
-
-_CANDIDATES = 800  # compared by cosine in an approximate `nearest`; or 40 for each row asked
-_OVERSAMPLE = 40
-
-
-def _ranked_sql(
-    table: Table, candidates: str, where: Where, params: list[Any], *, descending: bool
-) -> str:
-    """Rows of `table` among `candidates` (SQL giving one_id, one_rank) that match `where`, in
-    rank order then by id, with their rank as `one_rank`; LIMIT and OFFSET are the last two
-    parameters. The candidates are sorted first and the table read in that order (SQLite
-    keeps a subquery's order when it has a LIMIT, here none: -1), so that only as many rows
-    are read as the page needs: a row is costly to find when a large column (an embedding,
-    a post's HTML) spills it over several pages."""
-    direction = "DESC" if descending else "ASC"
-    return (
-        f"SELECT t.*, c.one_rank FROM (SELECT one_id, one_rank FROM ({candidates}) "
-        f"WHERE one_rank IS NOT NULL ORDER BY one_rank {direction}, one_id LIMIT -1) c "
-        f'CROSS JOIN "{table.name}" t ON t.id = c.one_id '
-        f"WHERE {_where_sql(table, where, params)} "
-        f"ORDER BY c.one_rank {direction}, c.one_id LIMIT ? OFFSET ?"
-    )
-
-
 class SQLiteEngine:
     """The native store's embedded engine. `path` is the database file."""
 
@@ -366,9 +214,7 @@ class SQLiteEngine:
             conn.enable_load_extension(True)
             sqlite_vec.load(conn)
             conn.enable_load_extension(False)
-            # What the index triggers call: every connection that writes needs them.
-            conn.create_function("one_text", -1, _one_text, deterministic=True)
-            conn.create_function("one_code", 1, _code, deterministic=True)
+            define_functions(conn)
             conn.execute("PRAGMA journal_mode=WAL")
             conn.execute("PRAGMA synchronous=NORMAL")
             conn.execute(f"PRAGMA busy_timeout={self._busy_ms}")
@@ -410,11 +256,10 @@ class SQLiteEngine:
                     kind = _SQL_TYPES[table.columns[column]]
                     conn.execute(f'ALTER TABLE "{table.name}" ADD COLUMN "{column}" {kind}')
             # The indexes follow the schema: made again, from the rows, at every upgrade.
-            for table in TABLES.values():
-                for statement in _text_index_ddl(table) if table.text else ():
-                    conn.execute(statement)
-            for statement in _vector_index_ddl():
+            for statement in index_ddl():
                 conn.execute(statement)
+            # Chunks retired before version 8 go (and the triggers take them out of the indexes).
+            conn.execute("DELETE FROM knowledge WHERE kind = 'retired'")
             conn.execute(f"PRAGMA user_version={_SCHEMA_VERSION}")
             conn.execute("COMMIT")
 
@@ -490,30 +335,15 @@ class SQLiteEngine:
     async def search_text(
         self, table_name: str, where: Where, query: str, *, limit: int, offset: int = 0
     ) -> list[TextHit]:
-        """FTS5: every word a quoted phrase (so nothing in it is syntax), the last one a prefix
-        too; ranked by bm25() with the title weighing `TITLE_WEIGHT`, filtered by `where` in
-        the same query. BM25's statistics are those of the whole table, every organization's
-        rows together (they weigh words, and never let a row of another organization in)."""
+        """FTS5, ranked by bm25() (`sqlite_search`), filtered by `where` in the same query."""
         table = TABLES[table_name]
         words = query_words(query)
         if not table.text:
             raise ValueError(f"{table.name} has no full-text index")
         if not words or limit <= 0:
             return []
-        fts, ids = f"{table.name}_fts", f"{table.name}_fts_rows"
-        match = " ".join(f'"{w}"' for w in words) + "*"
-        candidates = (
-            f'SELECT m.id AS one_id, -bm25("{fts}", {TITLE_WEIGHT}, 1) AS one_rank '
-            f'FROM "{fts}" CROSS JOIN "{ids}" m ON m.n = "{fts}".rowid '
-            f'WHERE "{fts}" MATCH ? AND m.org_id = ?'
-        )
-        params: list[Any] = [match, organization_of(where)]
-        sql = _ranked_sql(table, candidates, where, params, descending=True)
-        params += [limit, offset]
-        self.queries += 1
-        rows = _decode(
-            table, await self._run(self._readers, lambda c: c.execute(sql, params).fetchall())
-        )
+        candidates, params = text_candidates(table, words, organization_of(where))
+        rows = await self._ranked(table, candidates, params, where, limit, offset, desc=True)
         return [text_hit(table, row, row.pop("one_rank"), query) for row in rows]
 
     async def nearest(
@@ -527,54 +357,44 @@ class SQLiteEngine:
         exact: bool = False,
     ) -> list[VectorHit]:
         """The organization's vectors of `model` with as many dimensions: exact, every one by
-        cosine; approximate, the `_CANDIDATES` nearest by their codes (Hamming distance), then
+        cosine; approximate, the candidates nearest by their codes (`sqlite_search`), then
         those by cosine. `where` beyond the organization is applied in the same query, to the
         candidates in order until `limit` rows pass: approximate, a filter that few rows pass
         may leave fewer than `limit`."""
         if table_name != "knowledge":
             raise ValueError(f"{table_name} has no vector index")
-        table = TABLES[table_name]
         org_id = organization_of(where)
         query = np.asarray(vector, dtype="<f4")
         if limit <= 0 or not query.size:
             return []
-        partition = [org_id, model, int(query.size)]
-        if exact:
-            candidates = (
-                "SELECT id AS one_id, vec_distance_cosine(vector, ?) AS one_rank "
-                "FROM knowledge_vectors WHERE org_id = ? AND model = ? AND dims = ?"
-            )
-            params: list[Any] = [query.tobytes(), *partition]
-        else:
-            candidates = (
-                "SELECT v.id AS one_id, vec_distance_cosine(v.vector, ?) AS one_rank FROM "
-                "(SELECT id FROM knowledge_vector_codes WHERE org_id = ? AND model = ? "
-                "AND dims = ? ORDER BY vec_distance_hamming(vec_bit(code), vec_bit(?)) "
-                "LIMIT ?) s CROSS JOIN knowledge_vectors v ON v.org_id = ? AND v.model = ? "
-                "AND v.dims = ? AND v.id = s.id"
-            )
-            size = max(_CANDIDATES, _OVERSAMPLE * limit)
-            params = [query.tobytes(), *partition, _code(query), size, *partition]
+        candidates, params = vector_candidates(org_id, model, query, limit=limit, exact=exact)
         rest = [c for c in where if c != Cond("org_id", "eq", org_id)]
-        sql = _ranked_sql(table, candidates, rest, params, descending=False)
-        params += [limit, 0]
-        self.queries += 1
-        rows = _decode(
-            table, await self._run(self._readers, lambda c: c.execute(sql, params).fetchall())
-        )
+        rows = await self._ranked(TABLES[table_name], candidates, params, rest, limit, 0)
         return [VectorHit(row, row.pop("one_rank")) for row in rows]
+
+    async def _ranked(
+        self,
+        table: Table,
+        candidates: str,
+        params: list[Any],
+        where: Where,
+        limit: int,
+        offset: int,
+        *,
+        desc: bool = False,
+    ) -> list[Row]:
+        sql = ranked_sql(table, candidates, _where_sql(table, where, params), descending=desc)
+        params += [limit, offset]
+        self.queries += 1
+        rows = await self._run(self._readers, lambda c: c.execute(sql, params).fetchall())
+        return _decode(table, rows)
 
     async def optimize(self) -> None:
         """Merge each full-text index into one segment, and refresh the query planner's
         statistics: worth it after a bulk load."""
-        statements = [
-            f'INSERT INTO "{t.name}_fts" ("{t.name}_fts") VALUES (\'optimize\')'
-            for t in TABLES.values()
-            if t.text
-        ]
 
         def run(conn: sqlite3.Connection) -> None:
-            for statement in [*statements, "PRAGMA optimize"]:
+            for statement in [*optimize_ddl(), "PRAGMA optimize"]:
                 conn.execute(statement)
 
         async with self._write_lock:
@@ -663,6 +483,11 @@ class _SQLiteTransaction:
         assignments = ", ".join(f'"{c}" = ?' for c in values)
         sql = f'UPDATE "{table.name}" SET {assignments} WHERE id = ?'
         await self._execute(table, sql, [*values.values(), id])
+
+    async def delete(self, table_name: str, id: str) -> None:
+        # The index triggers (`<table>_fts_delete`, `knowledge_vectors_delete`) take it out.
+        table = TABLES[table_name]
+        await self._execute(table, f'DELETE FROM "{table.name}" WHERE id = ?', [id])
 
     async def _execute(self, table: Table, sql: str, params: list[Any]) -> None:
         await self._write(table, lambda c: c.execute(sql, params))

@@ -55,8 +55,14 @@ class _Collection:
     async def update_one(self, *args: Any, session: Any = None, **kwargs: Any) -> Any:
         return self._c.update_one(*args, **kwargs)
 
+    async def find_one_and_delete(self, *args: Any, session: Any = None, **kwargs: Any) -> Any:
+        return self._c.find_one_and_delete(*args, **kwargs)
+
     async def delete_one(self, *args: Any, session: Any = None) -> Any:
         return self._c.delete_one(*args)
+
+    async def delete_many(self, *args: Any, session: Any = None) -> Any:
+        return self._c.delete_many(*args)
 
     async def bulk_write(self, requests: list[Any], session: Any = None, **kwargs: Any) -> None:
         # mongomock's own bulk_write does not take this pymongo's UpdateOne: one at a time.

@@ -5,8 +5,7 @@ Chunks taken from a thing's text (`providers/native/chunking.py`, kept up to dat
 hand (`create`) has not, and labels that say where it came from (`thing_labels`:
 `type:<thing type>`, `provider:...`, `status:...`, `tag:...`).
 `replace_chunks` keeps the rows of unchanged chunks (and their embeddings), adds the new ones
-and retires the stale ones (the engine has no delete): a retired row loses its vector, is left
-out of every read, and comes back (to be embedded again) when its text does.
+and deletes the stale ones (their text and vector leave the search indexes with them).
 
 Search (`search`):
     LEXICAL   BM25 over the text, every word of the query in it (the engine's text index)
@@ -35,15 +34,15 @@ from providers.refs import Ref, native_ref, new_local_id
 Mode = Literal["LEXICAL", "SEMANTIC", "HYBRID"]
 MODES: tuple[Mode, ...] = ("LEXICAL", "SEMANTIC", "HYBRID")
 RRF_K = 60  # reciprocal rank fusion: a hit's score is the sum of 1 / (RRF_K + its rank)
-RETIRED = "retired"  # the kind of a chunk its source's text no longer holds
-_LIVE = frozenset({"label", "chunk"})
+_KINDS = frozenset({"label", "chunk"})
 _FIELDS = tuple(f.name for f in fields(Knowledge))
 _MAX_SCANNED = 1_000  # lexical hits read to fill a page whose labels the engine cannot check
 
 
 @dataclass(frozen=True, slots=True)
 class Replaced:
-    """What `replace_chunks` changed: chunks added, kept (relabelled or moved, or not), retired."""
+    """What `replace_chunks` changed: chunks added, kept (relabelled or moved, or not), and
+    retired: deleted, their source's text no longer holding them."""
 
     added: int
     kept: int
@@ -55,14 +54,14 @@ class KnowledgeBase:
         self._engine = engine
 
     async def get_many(self, org_id: str, ids: Sequence[str]) -> list[Knowledge | None]:
-        where: Where = [*_live(org_id), Cond("id", "in", set(ids))]
+        where: Where = [Cond("org_id", "eq", org_id), Cond("id", "in", set(ids))]
         rows = await self._engine.find("knowledge", where)
         return in_order(ids, (_knowledge(r) for r in rows))
 
     async def of_sources(
         self, org_id: str, source_refs: Sequence[str]
     ) -> dict[str, list[Knowledge]]:
-        where: Where = [*_live(org_id), Cond("source_ref", "in", set(source_refs))]
+        where: Where = [Cond("org_id", "eq", org_id), Cond("source_ref", "in", set(source_refs))]
         rows = await self._engine.find("knowledge", where)
         found: dict[str, list[Knowledge]] = defaultdict(list)
         for row in sorted(rows, key=_in_source_order):
@@ -141,7 +140,7 @@ class KnowledgeBase:
         labels: Sequence[str] = (),
         source_ref: str | None = None,
     ) -> Knowledge:
-        if kind not in _LIVE:
+        if kind not in _KINDS:
             raise InvalidInputError("'kind' must be 'label' or 'chunk'", field="kind")
         item = Knowledge(
             id=new_local_id(),
@@ -178,8 +177,8 @@ class KnowledgeBase:
     ) -> Replaced:
         """Make the chunks of `source_ref` these, in one transaction: rows whose id is among
         them are kept with their embedding (their position and labels brought up to date),
-        the others are added, and the source's chunks not among them retired. No chunks:
-        the source's are all retired. Knowledge written by hand about the source is left."""
+        the others are added, and the source's chunks not among them deleted. No chunks:
+        the source's are all deleted. Knowledge written by hand about the source is left."""
         labels = [validation.name(label, "labels") for label in labels]
         rows = await self._engine.find("knowledge", _indexed(org_id, source_ref))
         if not any(_plan(rows, chunks, labels)):
@@ -203,13 +202,12 @@ class KnowledgeBase:
             for id, fields in changed:
                 await tx.update("knowledge", id, fields)
             for id in stale:
-                # Its vector goes: a search index must not spend its candidates on it.
-                retire = {"kind": RETIRED, "embedding": None, "embedding_model": None}
-                await tx.update("knowledge", id, retire)
+                await tx.delete("knowledge", id)
         return Replaced(len(new), len(chunks) - len(new), len(stale))
 
     async def remove_chunks(self, org_id: str, source_ref: str) -> int:
-        """Retire every chunk taken from `source_ref` (it was deleted or archived)."""
+        """Delete every chunk taken from `source_ref` (it was deleted or archived); returns how
+        many there were."""
         return (await self.replace_chunks(org_id, source_ref, (), ())).retired
 
     async def missing_embeddings(self, org_id: str, model: str, *, limit: int) -> list[Knowledge]:
@@ -221,7 +219,7 @@ class KnowledgeBase:
                 Cond("embedding_model", "gt", model),
             )
         )
-        where: Where = [*_live(org_id), other_model]
+        where: Where = [Cond("org_id", "eq", org_id), other_model]
         rows = await self._engine.find("knowledge", where, order=Order("created_at"), limit=limit)
         return [_knowledge(r) for r in rows]
 
@@ -246,12 +244,8 @@ def _knowledge(row: Row) -> Knowledge:
     return Knowledge(**{name: row[name] for name in _FIELDS if name in row})
 
 
-def _live(org_id: str) -> Where:
-    return [Cond("org_id", "eq", org_id), Cond("kind", "in", _LIVE)]
-
-
 def _indexed(org_id: str, source_ref: str) -> Where:
-    """The indexer's rows of a source, retired ones too: those with a position."""
+    """The indexer's rows of a source: those with a position."""
     return [
         Cond("org_id", "eq", org_id),
         Cond("source_ref", "eq", source_ref),
@@ -269,7 +263,7 @@ def _plan(
     rows: list[Row], chunks: Sequence[Chunk], labels: list[str]
 ) -> tuple[list[Chunk], list[tuple[str, Row]], list[str]]:
     """What makes a source's rows these chunks: chunks to add, (id, fields) of rows to bring
-    up to date (position, labels, or back from retirement), ids of rows to retire."""
+    up to date (position, labels), ids of rows to delete."""
     by_id = {r["id"]: r for r in rows}
     new: list[Chunk] = []
     changed: list[tuple[str, Row]] = []
@@ -278,11 +272,11 @@ def _plan(
         if row is None:
             new.append(chunk)
             continue
-        wanted: Row = {"kind": "chunk", "position": chunk.position, "labels": labels}
+        wanted: Row = {"position": chunk.position, "labels": labels}
         fields = {k: v for k, v in wanted.items() if row.get(k) != v}
         if fields:
             changed.append((chunk.id, fields))
-    return new, changed, [id for id, r in by_id.items() if r["kind"] != RETIRED]
+    return new, changed, list(by_id)
 
 
 def _filters(
@@ -290,7 +284,7 @@ def _filters(
 ) -> tuple[Where, Callable[[Row], bool]]:
     """Conditions for the engine, and the exact check of each row it answers. Labels are a
     JSON list, which the engine matches only as text (`contains`): a superset, narrowed here."""
-    where = _live(org_id)
+    where: Where = [Cond("org_id", "eq", org_id)]
     where += [Cond("labels", "contains", label) for label in labels if _matchable(label)]
     if types:
         where.append(AnyOf(tuple(Cond("labels", "contains", type_label(t)) for t in types)))

@@ -19,6 +19,7 @@ from gateway.app import create_app
 from gateway.demo import seed_demo
 from gateway.indexer import Indexer
 from gateway.store import started_store
+from providers.engine import Cond
 from providers.records import Kind
 from providers.refs import Ref
 from providers.registry import validate_config
@@ -155,6 +156,7 @@ def test_archived_and_deleted_things_lose_their_chunks_not_handwritten_knowledge
     note = create(api, "Another note, about canals.")
     settle(api)
     retired = indexer(api).counts.chunks_retired
+    chunk_rows = api.run(indexed, api)
     label = api.data(
         """mutation($s: ID) { createKnowledge(input: {kind: "label", text: "nautical",
         sourceId: $s}) { id } }""",
@@ -170,6 +172,7 @@ def test_archived_and_deleted_things_lose_their_chunks_not_handwritten_knowledge
     settle(api)
     assert knowledge(api, note) == []
     assert indexer(api).counts.chunks_retired == retired + 2
+    assert api.run(indexed, api) == chunk_rows - 2  # deleted from the store, not hidden
 
 
 def test_other_organizations_never_see_the_chunks(api: Api) -> None:
@@ -328,12 +331,8 @@ def configure_embeddings(api: Api, url: str, model: str) -> None:
 async def vectors(api: Api, slug: str) -> dict[str, tuple[str | None, list[float] | None]]:
     org = await api.store.organizations.get_by_slug(slug)
     assert org is not None
-    rows = await api.store.engine.find("knowledge", [])
-    return {
-        r["id"]: (r.get("embedding_model"), r.get("embedding"))
-        for r in rows
-        if r["org_id"] == org.id and r["kind"] != "retired"
-    }
+    rows = await api.store.engine.find("knowledge", [Cond("org_id", "eq", org.id)])
+    return {r["id"]: (r.get("embedding_model"), r.get("embedding")) for r in rows}
 
 
 def test_chunks_are_embedded_with_the_organizations_model_and_again_when_it_changes(

@@ -1,14 +1,16 @@
 """Things as text, and text as chunks: sizes, overlap, stable ids, HTML made text; and chunks
-as knowledge on every engine: replaced in place, retired and back, embedded per model."""
+as knowledge on every engine: replaced in place, the stale deleted, embedded per model."""
 
 from __future__ import annotations
 
 import itertools
+from pathlib import Path
 
 import pytest
 
 from providers.engine import Cond
 from providers.errors import InvalidInputError
+from providers.mongodb import MongoEngine
 from providers.native import NativeStore
 from providers.native.chunking import (
     MAX_CHUNKS,
@@ -20,8 +22,10 @@ from providers.native.chunking import (
     thing_text,
 )
 from providers.native.knowledge import Replaced
-from providers.records import Kind, Thing, ThingStatus
+from providers.records import Kind, Thing, ThingStatus, utcnow
 from providers.refs import native_ref
+from providers.sqlite import SQLiteEngine
+from tests.mongomock_async import AsyncMongomockClient
 from tests.providers.test_store_conformance import make_org
 
 
@@ -183,7 +187,7 @@ async def org_with_post(store: NativeStore, slug: str = "acme") -> tuple[str, st
     return org.id, native_ref(Kind.THING, post.id)
 
 
-async def test_replacing_chunks_keeps_unchanged_rows_and_retires_the_others(
+async def test_replacing_chunks_keeps_unchanged_rows_and_deletes_the_others(
     store: NativeStore,
 ) -> None:
     org, ref = await org_with_post(store)
@@ -206,19 +210,48 @@ async def test_replacing_chunks_keeps_unchanged_rows_and_retires_the_others(
     assert found[0] == hand  # written by hand: left, and first
     assert [k.id for k in found[1:]] == [c.id for c in second]
     assert all(k.labels == [*labels, "status:published"] for k in found[1:])
-    assert await kb.get_many(org, [first[0].id]) == [None]  # retired: not read
+    assert await kb.get_many(org, [first[0].id]) == [None]
+    assert await store.engine.find("knowledge", [Cond("id", "eq", first[0].id)]) == []
     [kept] = await kb.get_many(org, [first[1].id])
     assert kept is not None and kept.embedding == [0.0, 1.0]  # kept, with its vector
+    where = [Cond("org_id", "eq", org)]
+    deleted = await store.engine.nearest("knowledge", where, [1.0, 0.0], model="m1", limit=5)
+    assert [h.row["id"] for h in deleted] == [first[1].id]  # the deleted one's vector went
 
-    # The old text back: the retired row comes back, to be embedded again.
+    # The old text back: its chunk is added again, to be embedded again.
+    assert await kb.replace_chunks(org, ref, first, labels) == Replaced(1, len(first) - 1, 1)
     [row] = await store.engine.find("knowledge", [Cond("id", "eq", first[0].id)])
-    assert row["kind"] == "retired" and row["embedding"] is None
-    assert await kb.replace_chunks(org, ref, first, labels) == Replaced(0, len(first), 1)
-    [row] = await store.engine.find("knowledge", [Cond("id", "eq", first[0].id)])
-    assert row["kind"] == "chunk" and row["position"] == 0
+    assert row["kind"] == "chunk" and row["position"] == 0 and row["embedding"] is None
     assert first[0].id in {k.id for k in await kb.missing_embeddings(org, "m1", limit=100)}
     assert await kb.remove_chunks(org, ref) == len(first)
     assert (await kb.of_sources(org, [ref]))[ref] == [hand]
+    left = await store.engine.find("knowledge", [Cond("source_ref", "eq", ref)])
+    assert [r["id"] for r in left] == [hand.id]
+
+
+async def test_chunks_retired_by_an_older_version_are_deleted_at_start(tmp_path: Path) -> None:
+    # Stale chunks were once kept, as knowledge of kind "retired", and left out of reads.
+    now = utcnow()
+    rows = [
+        {"id": id, "org_id": "o", "kind": kind, "text": f"{kind} text", "labels": []}
+        | {"source_ref": "thing.native.t", "created_at": now, "position": 0}
+        for id, kind in (("old", "retired"), ("live", "chunk"))
+    ]
+    sqlite = SQLiteEngine(tmp_path / "one.db")
+    await sqlite.start()
+    async with sqlite.transaction() as tx:
+        await tx.insert_many("knowledge", rows)
+    await sqlite._run(sqlite._writer, lambda conn: conn.execute("PRAGMA user_version=7"))
+    await sqlite.close()
+    client = AsyncMongomockClient()
+    for row in rows:
+        await client["one_test"]["knowledge"].insert_one({**row, "_id": row["id"]})
+    for engine in (SQLiteEngine(tmp_path / "one.db"), MongoEngine(client, "one_test")):
+        await engine.start()
+        assert [r["id"] for r in await engine.find("knowledge", [])] == ["live"]
+        hits = await engine.search_text("knowledge", [Cond("org_id", "eq", "o")], "text", limit=5)
+        assert [h.row["id"] for h in hits] == ["live"]
+        await engine.close()
 
 
 async def test_embeddings_are_missing_until_made_by_the_current_model(store: NativeStore) -> None:

@@ -1,6 +1,6 @@
 """The store engines' search indexes, `Engine.search_text` and `Engine.nearest`, over every
 engine as the store conformance suite runs (tests/providers/conftest.py): straight on the
-engines, rows written with `Engine.transaction`."""
+engines, rows written (and deleted) with `Engine.transaction`."""
 
 from __future__ import annotations
 
@@ -408,6 +408,66 @@ async def test_the_vector_index_follows_updates(engine: Engine) -> None:
             raise RuntimeError("rolled back")
     assert await nearest(engine, at(0), model="n", exact=True) == ["k2"]
     assert await nearest(engine, at(0), exact=True) == ["k1"]
+
+
+# -- delete -------------------------------------------------------------------------------------
+
+
+async def test_a_delete_takes_the_row_out_of_both_indexes(engine: Engine) -> None:
+    await add(
+        engine,
+        "knowledge",
+        chunk("k1", "alpha bravo", vector=at(0)),
+        chunk("k2", "alpha charlie", vector=at(40)),
+    )
+    await add(engine, "things", thing("t1", "Alpha thing"), thing("t2", "Alpha other"))
+    async with engine.transaction() as tx:
+        await tx.delete("knowledge", "k1")
+        await tx.delete("things", "t1")
+        assert await tx.find("knowledge", [Cond("id", "eq", "k1")]) == []  # seen inside
+    assert await engine.find("knowledge", [Cond("id", "in", {"k1", "k2"})]) != []
+    assert [r["id"] for r in await engine.find("knowledge", [Cond("org_id", "eq", ORG)])] == ["k2"]
+    assert await engine.count("things", [Cond("org_id", "eq", ORG)]) == 1
+    assert await found(engine, "alpha", table="knowledge") == ["k2"]
+    assert await found(engine, "bravo", table="knowledge") == []
+    assert await found(engine, "alpha") == ["t2"]
+    assert await nearest(engine, at(0), exact=True) == ["k2"]
+    assert await nearest(engine, at(0)) == ["k2"]
+    # The id is free again, and a row made under it is indexed anew.
+    await add(engine, "knowledge", chunk("k1", "delta", vector=at(90)))
+    assert await found(engine, "delta", table="knowledge") == ["k1"]
+    assert await found(engine, "bravo", table="knowledge") == []
+    assert await nearest(engine, at(90), exact=True) == ["k1", "k2"]
+
+
+async def test_a_rolled_back_delete_leaves_the_row_and_its_indexes(engine: Engine) -> None:
+    await add(engine, "knowledge", chunk("k1", "alpha bravo", vector=at(0)))
+    with pytest.raises(RuntimeError):
+        async with engine.transaction() as tx:
+            await tx.delete("knowledge", "k1")
+            await tx.insert("knowledge", chunk("k2", "charlie", vector=at(10)))
+            raise RuntimeError("rolled back")
+    [row] = await engine.find("knowledge", [Cond("org_id", "eq", ORG)])
+    assert row["id"] == "k1" and row["text"] == "alpha bravo" and row["embedding"] == at(0)
+    assert "_fts" not in row
+    assert await found(engine, "bravo", table="knowledge") == ["k1"]
+    assert await found(engine, "charlie", table="knowledge") == []
+    assert await nearest(engine, at(0), exact=True) == ["k1"]
+    assert await nearest(engine, at(0)) == ["k1"]
+
+
+async def test_deleting_a_missing_row_does_nothing(engine: Engine) -> None:
+    await add(engine, "knowledge", chunk("k1", "alpha", vector=at(0)))
+    async with engine.transaction() as tx:
+        await tx.delete("knowledge", "nope")
+        await tx.delete("knowledge", "k1")
+        await tx.delete("knowledge", "k1")  # twice: the second finds nothing
+    with pytest.raises(RuntimeError):
+        async with engine.transaction() as tx:
+            await tx.delete("knowledge", "nope")
+            raise RuntimeError("rolled back")  # nothing to put back
+    assert await engine.find("knowledge", []) == []
+    assert await found(engine, "alpha", table="knowledge") == []
 
 
 def clustered(rng: np.random.Generator, centers: Any, n: int) -> Any:
