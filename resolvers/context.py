@@ -10,7 +10,6 @@ from functools import cached_property
 from typing import Any, Protocol
 
 import strawberry
-from graphql import GraphQLError
 
 from providers.errors import OneError, UnauthenticatedError
 from providers.native import NativeStore
@@ -95,8 +94,6 @@ class Context:
     provider_configs: ReadConfigs | None = None
     planning: bool = True  # planned execution of nested fields (resolvers/planning.py)
     search_deadline: float = 3.0  # seconds a backend has to answer a federated search
-    # Errors to report beside data that was still answered (a search's failed backends).
-    partial_errors: list[GraphQLError] = field(default_factory=list)
 
     def renew(self, actor: Actor) -> None:
         """A long-lived context (a subscription) before it resolves the next event: the

@@ -12,6 +12,9 @@ operation that cannot be chosen is a bad request. Anything else is a bug: the cl
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from typing import Any
 
 from graphql import GraphQLError
@@ -25,6 +28,30 @@ from resolvers.documents import capped
 log = logging.getLogger("one.graphql")
 
 _REQUEST_ERRORS = (CannotGetOperationTypeError, InvalidOperationTypeError, MissingQueryError)
+
+
+# Errors reported beside data that was still answered (a search's failed backend): one list
+# per operation, set by the request guard around execution. A context variable, not the
+# request context, since a WebSocket's operations share one context and may run at once.
+_PARTIAL: ContextVar[list[GraphQLError] | None] = ContextVar("one_partial_errors", default=None)
+
+
+def report_partial(error: GraphQLError) -> None:
+    """Add `error` to the operation's errors, while its data is still answered."""
+    found = _PARTIAL.get()
+    if found is not None:
+        found.append(error)
+
+
+@contextmanager
+def partial_errors() -> Iterator[list[GraphQLError]]:
+    """Collect the errors `report_partial` reports during an operation's execution."""
+    found: list[GraphQLError] = []
+    token = _PARTIAL.set(found)
+    try:
+        yield found
+    finally:
+        _PARTIAL.reset(token)
 
 
 def code_errors(errors: list[GraphQLError], context: ExecutionContext | None) -> None:

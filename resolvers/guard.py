@@ -23,6 +23,7 @@ from strawberry.extensions import SchemaExtension
 from providers.errors import OneError
 from resolvers.cost import QueryCost, actual_cost
 from resolvers.documents import Checked, QueryLimits, checker, refusal
+from resolvers.errors import partial_errors
 
 # Stands in for a document that did not parse, so Strawberry reports our coded error (and
 # over WebSocket sends it as an `error` message instead of closing the socket).
@@ -99,8 +100,8 @@ class RequestGuard(SchemaExtension):
                     limit=budget,
                 )
                 ctx.result = GraphQLExecutionResult(data=None, errors=[error])
-        yield
-        partial = getattr(ctx.context, "partial_errors", None)
+        with partial_errors() as partial:
+            yield
         if partial and ctx.result is not None:
             ctx.result.errors = [*(ctx.result.errors or []), *partial]
 

@@ -15,6 +15,7 @@ from providers.records import Knowledge as KnowledgeRecord
 from providers.refs import Ref
 from providers.snippets import highlight
 from resolvers.context import Info
+from resolvers.errors import report_partial
 from resolvers.ids import global_id, parse_id
 from resolvers.node import Node, load_node
 from resolvers.permissions import Action, require
@@ -130,7 +131,7 @@ async def _query_vector(info: Info, query: str) -> tuple[list[float] | None, str
             return None, None
         [vector] = await embedder.embed([text])
     except OneError as exc:
-        context.partial_errors.append(
+        report_partial(
             GraphQLError(
                 f"knowledgeSearch answered lexically: {exc.message}",
                 path=[info.path.key],

@@ -9,6 +9,7 @@ from providers import validation
 from providers.errors import InvalidInputError
 from providers.search import FusedPage, federated_search
 from resolvers.context import Info
+from resolvers.errors import report_partial
 from resolvers.events import PageInfo
 from resolvers.planning import below, below_path, plan_things
 from resolvers.things import Thing, thing_from_record
@@ -76,7 +77,7 @@ async def search(
     page = _page(fused)
     for failure in fused.failures:
         error = failure.error
-        context.partial_errors.append(
+        report_partial(
             GraphQLError(
                 f"search: {error.message}",
                 path=[info.path.key],

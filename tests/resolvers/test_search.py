@@ -263,3 +263,33 @@ def test_a_cursor_of_another_search_is_refused(api: Api) -> None:
         body = search(api, query, 10)
         assert "errors" not in body, (query, body)
         assert len(body["data"]["search"]["edges"]) == 3, query
+
+
+def test_partial_errors_stay_with_their_operation_over_a_websocket(
+    api: Api, backends: Backends
+) -> None:
+    # The operations of a WebSocket share one context: a search's errors must not leak into
+    # the next operation's answer.
+    term = word()
+    setup(api, backends, term)
+    backends.shopify.fault = Fault(status=401, body=b'{"errors":"[API] Invalid API key"}')
+    init = {"Authorization": f"Bearer {api.token('acme')}"}
+    with api.client.websocket_connect("/graphql", subprotocols=["graphql-transport-ws"]) as ws:
+        ws.send_json({"type": "connection_init", "payload": init})
+        assert ws.receive_json()["type"] == "connection_ack"
+        operations = [
+            {"query": SEARCH, "variables": {"q": term, "first": 50}},
+            {"query": "{ me { role } }"},
+            {"query": SEARCH, "variables": {"q": term, "first": 50}},
+        ]
+        answers = []
+        for i, payload in enumerate(operations):
+            ws.send_json({"type": "subscribe", "id": str(i), "payload": payload})
+            message = ws.receive_json()
+            assert message["type"] == "next" and message["id"] == str(i)
+            assert ws.receive_json() == {"type": "complete", "id": str(i)}
+            answers.append(message["payload"])
+    failed = ["shopify:order", "shopify:product"]  # Shopify's two types, each a source
+    assert sorted(e["extensions"]["source"] for e in answers[0]["errors"]) == failed
+    assert answers[1] == {"data": {"me": {"role": "ORG_OWNER"}}}
+    assert sorted(e["extensions"]["source"] for e in answers[2]["errors"]) == failed
