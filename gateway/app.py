@@ -74,6 +74,8 @@ def create_app(settings: Settings | None = None, *, store: NativeStore | None = 
         delay=settings.knowledge_index_seconds or None,
     )
     metrics.watch_indexer(indexer)
+    if cache is not None:
+        indexer.changed = cache.generations.knowledge_changed
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:

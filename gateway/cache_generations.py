@@ -60,7 +60,8 @@ class Generations:
         self._of: dict[str, int] = {}  # org -> the counter at its last known event
         self._seq: dict[str, int] = {}  # org -> its highest event number seen
         self._boundaries: dict[str, list[float]] = {}  # org -> heap of future instants
-        self._events: dict[str, str] = {}  # org -> its last event's id, not yet in Redis
+        # org -> its last event's id (or another mark of a write), not yet in Redis
+        self._events: dict[str, str] = {}
         self._new_boundaries: list[tuple[str, float]] = []
         self._scheduled = False
         self._flushes: set[asyncio.Task[None]] = set()
@@ -130,6 +131,14 @@ class Generations:
         self._counter += 1
         self._of[org_id] = self._counter
         self.invalidations += 1
+
+    def knowledge_changed(self, org_id: str) -> None:
+        """The indexer changed an organization's chunks or their vectors: derived data,
+        written without an event, that `knowledge` and `knowledgeSearch` answers hold."""
+        self._bump(org_id)
+        if self._redis is not None:
+            self._events[org_id] = f"knowledge:{org_id}:{self._counter}:{time.time_ns()}"
+            self._schedule()
 
     def _event(self, row: Row) -> None:
         org_id = row["org_id"]

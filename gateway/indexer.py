@@ -124,6 +124,9 @@ class Indexer:
         self._busy = False
         self._task: asyncio.Task[None] | None = None
         self.counts = _Counts()
+        # Told of each organization whose knowledge the indexer changed (the response cache:
+        # chunks and vectors are written without an event).
+        self.changed: Callable[[str], None] | None = None
 
     # -- life ------------------------------------------------------------------------------
 
@@ -269,7 +272,13 @@ class Indexer:
         done = await self._store.knowledge.replace_chunks(org_id, ref, found, labels)
         self.counts.chunks_added += done.added
         self.counts.chunks_retired += done.retired
+        if done.added or done.retired:
+            self._changed(org_id)
         return done.added, done.retired
+
+    def _changed(self, org_id: str) -> None:
+        if self.changed is not None:
+            self.changed(org_id)
 
     def _failed(self, work: _Work, exc: Exception) -> None:
         work.attempts += 1
@@ -319,6 +328,8 @@ class Indexer:
             recorded = await knowledge.set_embeddings(org_id, pairs, embedder.model)
             done += recorded
             self.counts.embeddings += recorded
+            if recorded:
+                self._changed(org_id)
             if progress is not None:
                 progress(done)
             if recorded < len(batch) or len(batch) < EMBED_BATCH:

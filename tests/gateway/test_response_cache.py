@@ -388,3 +388,23 @@ def test_a_write_through_one_replica_is_seen_through_the_other(
     finally:
         a.stop()
         b.stop()
+
+
+def test_knowledge_indexed_after_a_write_is_not_served_stale(cached: Api) -> None:
+    # Chunks are written by the indexer after the write's event, without an event of their
+    # own: an answer kept in between must not outlive them.
+    search = '{ knowledgeSearch(query: "zebrawood", mode: LEXICAL) { hits { snippet } } }'
+    assert ask(cached, search) == ({"data": {"knowledgeSearch": {"hits": []}}}, "MISS")
+    write(
+        cached,
+        """mutation { createThing(input: {type: "blog_post", name: "Woods",
+          properties: {content: "Zebrawood is striped."}}) { id } }""",
+    )
+    assert ask(cached, search) == ({"data": {"knowledgeSearch": {"hits": []}}}, "MISS")
+    assert ask(cached, search)[1] == "HIT"
+    cached.run(cached.client.app.state.indexer.settle)  # type: ignore[attr-defined]
+    body, outcome = ask(cached, search)
+    assert outcome == "MISS"
+    [hit] = body["data"]["knowledgeSearch"]["hits"]
+    assert "<mark>Zebrawood</mark> is striped." in hit["snippet"]
+    assert body == fresh(cached, search)
