@@ -15,7 +15,6 @@ same words.
 from __future__ import annotations
 
 import logging
-import re
 import unicodedata
 from collections.abc import Callable, Sequence
 from contextlib import AbstractAsyncContextManager
@@ -23,7 +22,7 @@ from dataclasses import dataclass
 from typing import Any, Literal, Protocol
 
 from providers.errors import ConflictError
-from providers.snippets import fold, highlight, plain_text
+from providers.snippets import highlight, plain_text
 
 log = logging.getLogger("one.store")
 
@@ -372,16 +371,6 @@ def committed(
 
 
 TITLE_WEIGHT = 3
-_WORD = re.compile(r"\w+")
-
-
-def query_words(query: str) -> list[str]:
-    """The words of a free-text query, composed as the indexed text is (`indexed_text`), each
-    once (case and diacritics aside): everything else in it is spacing."""
-    words: dict[str, str] = {}
-    for word in _WORD.findall(unicodedata.normalize("NFC", query)):
-        words.setdefault(fold(word), word)
-    return list(words.values())
 
 
 def text_columns(table: Table) -> tuple[str, ...]:

@@ -36,11 +36,11 @@ from providers.engine import (
     committed,
     conflict,
     organization_of,
-    query_words,
     text_columns,
     text_hit,
 )
 from providers.mongodb_search import MongoSearch, fts, hidden
+from providers.snippets import query_words
 
 log = logging.getLogger(__name__)
 

@@ -60,7 +60,6 @@ class SearchQuery:
 class Hit:
     thing: Thing
     snippet: str  # HTML: escaped text, matched words in <mark>
-    score: float | None = None  # the backend's own relevance, where it reports one
 
 
 @dataclass(frozen=True, slots=True)

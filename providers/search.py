@@ -25,7 +25,7 @@ import hashlib
 import heapq
 import json
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from providers.errors import InvalidInputError, OneError, ProviderUnavailableError
@@ -151,15 +151,7 @@ async def federated_search(
     asked = [s for s in sources if not positions[s.key].done]
 
     async def ask(source: Source) -> Page[Hit]:
-        position = positions[source.key]
-        query = source.query
-        query = SearchQuery(
-            text=query.text,
-            type=query.type,
-            types=query.types,
-            first=first,
-            after=position.after,
-        )
+        query = replace(source.query, first=first, after=positions[source.key].after)
         return await asyncio.wait_for(source.fetch(query), deadline)
 
     answers = await asyncio.gather(*(ask(s) for s in asked), return_exceptions=True)

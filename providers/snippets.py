@@ -28,12 +28,18 @@ def fold(word: str) -> str:
     return "".join(c for c in decomposed if not unicodedata.combining(c)).casefold()
 
 
+def query_words(query: str) -> list[str]:
+    """The words of a free-text query, composed (NFC) as the engines index text, each once
+    (case and diacritics aside): everything else in it is spacing, never syntax."""
+    words: dict[str, str] = {}
+    for word in _WORD.findall(unicodedata.normalize("NFC", query)):
+        words.setdefault(fold(word), word)
+    return list(words.values())
+
+
 def terms(query: str) -> list[str]:
-    """The words of a free-text query (anything else in it is not syntax, only spacing)."""
-    seen: dict[str, None] = {}
-    for word in _WORD.findall(query):
-        seen.setdefault(fold(word), None)
-    return list(seen)
+    """The query's words as search compares them (`fold`): what a snippet marks."""
+    return [fold(word) for word in query_words(query)]
 
 
 def highlight(text: str, query: str, *, words: int = 24) -> str:

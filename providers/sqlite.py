@@ -42,10 +42,10 @@ from providers.engine import (
     committed,
     conflict,
     organization_of,
-    query_words,
     text_hit,
 )
 from providers.errors import StoreBusyError
+from providers.snippets import query_words
 from providers.sqlite_search import (
     define_functions,
     index_ddl,

@@ -48,7 +48,7 @@ class Router:
         self._alerted: set[str] = set()
 
     @cached_property
-    def native(self) -> Provider:
+    def native(self) -> NativeProvider:
         return NativeProvider(self._store, self._org_id, self._actor_ref)
 
     async def _active(self) -> list[ProviderConfig]:
@@ -100,15 +100,12 @@ class Router:
         native = (THING_TYPES if types is None else types) - routed
         if native:
             query = SearchQuery(text, types=frozenset(native))
-            sources.insert(0, Source("native", NATIVE, query, self.native_search))
+            sources.insert(0, Source("native", NATIVE, query, self.native.search))
         return sources
 
     async def embedder(self) -> EmbeddingProvider | None:
         """The organization's embedding provider, if it configured one."""
         return self._pool.embedder(await self._active())
-
-    async def native_search(self, query: SearchQuery) -> Page[Hit]:
-        return await NativeProvider(self._store, self._org_id, self._actor_ref).search(query)
 
     def _upstream_search(
         self, config: ProviderConfig

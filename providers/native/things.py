@@ -66,7 +66,7 @@ class Things:
         found = await self._engine.search_text(
             "things", where, query.text, limit=page_size(query.first) + 1, offset=offset
         )
-        hits = [Hit(to_thing(h.row), h.snippet, h.score) for h in found[: query.first]]
+        hits = [Hit(to_thing(h.row), h.snippet) for h in found[: query.first]]
         cursors = [str(offset + i + 1) for i in range(len(hits))]
         return Page(hits, cursors, len(found) > query.first, None)
 
