@@ -21,6 +21,7 @@ from gateway.crypto import KeyRing
 from gateway.health import CircuitEvents, check_providers_every
 from gateway.indexer import Indexer
 from gateway.metrics import Metrics, MetricsMiddleware
+from gateway.migrations import MigrationRunner
 from gateway.rate_limits import RateLimits
 from gateway.realtime import Realtime
 from gateway.requests import RequestIds
@@ -74,6 +75,11 @@ def create_app(settings: Settings | None = None, *, store: NativeStore | None = 
         delay=settings.knowledge_index_seconds or None,
     )
     metrics.watch_indexer(indexer)
+    runner = MigrationRunner(
+        store, providers, graphql.migrations, seconds=settings.migration_poll_seconds
+    )
+    graphql.kick_migrations = runner.kick
+    metrics.watch_migrations(graphql.migrations)
     if cache is not None:
         indexer.changed = cache.generations.knowledge_changed
 
@@ -84,6 +90,7 @@ def create_app(settings: Settings | None = None, *, store: NativeStore | None = 
         if cache is not None:
             await cache.start()
         indexer.start()
+        runner.start()
         log.info("gateway ready on the %s store", store.engine.name)
         checks = None
         if settings.health_check_seconds > 0:
@@ -106,6 +113,7 @@ def create_app(settings: Settings | None = None, *, store: NativeStore | None = 
                 checks.cancel()
             if changes is not None:
                 await changes.stop()
+            await runner.stop()
             await indexer.stop()
             await realtime.stop()
             if cache is not None:
@@ -169,4 +177,5 @@ def create_app(settings: Settings | None = None, *, store: NativeStore | None = 
     app.state.realtime = realtime
     app.state.response_cache = cache
     app.state.indexer = indexer
+    app.state.migrations = runner
     return app

@@ -1,5 +1,5 @@
 """`one-gateway`: serve | seed-demo | export-schema | token | configure-provider | rotate-key |
-trusted-documents | reindex."""
+trusted-documents | reindex | migrate."""
 
 from __future__ import annotations
 
@@ -19,18 +19,23 @@ from gateway.auth import authenticator
 from gateway.crypto import KeyRing
 from gateway.demo import seed_demo
 from gateway.indexer import Indexer, Reindexed
+from gateway.migrations import lease_owner
+from gateway.migrations import step as migration_step
 from gateway.requests import RequestIdFilter
 from gateway.settings import Settings, SettingsError, load_settings
 from gateway.store import started_store
 from gateway.tracing import JsonFormatter
 from gateway.upstreams import upstream_client, upstream_policy
+from providers import migrations as migration_steps
 from providers.configuration import configure, seal
 from providers.errors import InvalidInputError, OneError
 from providers.native import NativeStore
+from providers.native.migrations import Migration, MigrationState
 from providers.native.trusted_documents import MAX_DOCUMENTS, document_hash
 from providers.records import Organization, Role, SafelistMode
 from providers.registry import ProviderPool
 from providers.sealing import SealError, sealing_context, unseal_config
+from resolvers.router import Router
 
 
 async def _organization(store: NativeStore, slug: str) -> Organization:
@@ -218,6 +223,59 @@ async def _reindex(settings: Settings, org_slug: str) -> Reindexed:
             return await indexer.reindex(org.id, progress=progress)
 
 
+async def _migrate(
+    settings: Settings, org_slug: str, type: str, to: str, dry_run: bool
+) -> Migration:
+    """Start (or carry on, after a crash or a stop) the migration of `type` to `to`, copying
+    in this process with a progress bar on stderr; it is left in shadow for the gateway's
+    owners to roll out (`setMigrationRollout`) and promote."""
+    async with started_store(settings) as store, upstream_client(settings) as client:
+        org = await _organization(store, org_slug)
+        pool = ProviderPool(
+            client, KeyRing.from_settings(settings), policy=upstream_policy(settings)
+        )
+        found = [
+            m
+            for m in await store.migrations.live(org.id)
+            if m.type == type and m.target == to and m.state is MigrationState.COPYING
+        ]
+        migration = (
+            found[0]
+            if found and not dry_run
+            else await migration_steps.start(
+                store,
+                Router(store, pool, org.id),
+                org_id=org.id,
+                actor_ref=None,
+                type=type,
+                to=to,
+                dry_run=dry_run,
+            )
+        )
+        verb = "checking" if dry_run else "resuming" if found else "copying"
+        with tqdm(
+            desc=f"{verb} {type} {migration.source} -> {to}", unit=" things", file=sys.stderr
+        ) as bar:
+
+            def progress(now: Migration) -> None:
+                done = sum(
+                    int(now.progress.get(k, 0))
+                    for k in ("copied", "updated", "unchanged", "failed", "would_copy")
+                )
+                bar.total = now.progress.get("total")
+                bar.update(done - bar.n)
+
+            progress(migration)
+            owner = f"cli:{lease_owner()}"
+            done = await migration_step(store, pool, migration, owner=owner, on_progress=progress)
+            if done is migration and not dry_run:
+                raise OneError(
+                    f"migration {migration.id} is being copied by another process "
+                    f"({migration.lease_owner or 'a gateway'}); try again later"
+                )
+        return done
+
+
 async def _prepare_store(settings: Settings) -> None:
     async with started_store(settings):
         pass  # the schema migrated (or indexes made) once, not by every worker at once
@@ -324,6 +382,20 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     reindex.add_argument("--org", required=True, help="organization slug")
     reindex.add_argument("--data-dir", type=Path, help="the store's directory (ONE_DATA_DIR)")
+    migrate = commands.add_parser(
+        "migrate",
+        help="copy a thing type's things to another backend (resumable); then roll it out "
+        "and promote it over GraphQL",
+    )
+    migrate.add_argument("--org", required=True, help="organization slug")
+    migrate.add_argument("--type", required=True, help="thing type, e.g. blog_post")
+    migrate.add_argument(
+        "--to", required=True, help="the backend: native, or a configured provider"
+    )
+    migrate.add_argument(
+        "--dry-run", action="store_true", help="count and check what would be copied"
+    )
+    migrate.add_argument("--data-dir", type=Path, help="the store's directory (ONE_DATA_DIR)")
     configure.add_argument(
         "--config",
         default="-",
@@ -380,6 +452,17 @@ def main(argv: Sequence[str] | None = None) -> int:
             )
             if done.failed:
                 print(f"one-gateway: {done.failed} failed; see the log", file=sys.stderr)
+                return 1
+        elif args.command == "migrate":
+            migrated = asyncio.run(_migrate(settings, args.org, args.type, args.to, args.dry_run))
+            counts = ", ".join(f"{v} {k}" for k, v in sorted(migrated.progress.items()))
+            print(
+                f"migration {migrated.id} of {migrated.type} to {migrated.target}: "
+                f"{migrated.state.value}; {counts}"
+            )
+            for failure in migrated.failures:
+                print(f"  not copied: {failure['id']} {failure['message']}", file=sys.stderr)
+            if migrated.failures:
                 return 1
         elif args.command == "rotate-key":
             print(asyncio.run(_rotate_key(settings)))

@@ -15,6 +15,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from gateway.indexer import Indexer
 from gateway.realtime import Realtime
 from gateway.response_cache import ResponseCache
+from providers.migrating import MigrationMonitor
 from providers.native import NativeStore
 from providers.upstream import CircuitState, Upstreams
 
@@ -146,6 +147,48 @@ class _IndexerCollector(Collector):
         )
 
 
+class _MigrationCollector(Collector):
+    def __init__(self, monitor: MigrationMonitor) -> None:
+        self._monitor = monitor
+
+    def collect(self) -> Iterator[CounterMetricFamily | GaugeMetricFamily]:
+        reads = CounterMetricFamily(
+            "one_migration_reads",
+            "Reads of a migration's new backend by this process: shadow or served, and how "
+            "they went (match, mismatch, ok, error)",
+            labels=["migration", "kind", "outcome"],
+        )
+        for (id, outcome), count in sorted(self._monitor.counts.items()):
+            kind, _, result = outcome.partition("_")
+            reads.add_metric([id, kind, result], count)
+        yield reads
+        yield CounterMetricFamily(
+            "one_migration_rollbacks",
+            "Migrations this process rolled back on its own (a threshold crossed)",
+            value=self._monitor.rollbacks,
+        )
+        rates = GaugeMetricFamily(
+            "one_migration_window",
+            "The new backend over the sliding window, as this process saw it",
+            labels=["migration", "measure"],
+        )
+        copies = GaugeMetricFamily(
+            "one_migration_things",
+            "Things of a migration by what its copy did with them (copied, updated, failed...)",
+            labels=["migration", "outcome"],
+        )
+        for id, stats in self._monitor.windows():
+            rates.add_metric([id, "error_rate"], stats.error_rate)
+            rates.add_metric([id, "mismatch_rate"], stats.mismatch_rate)
+            rates.add_metric([id, "p99_ms"], stats.p99_ms)
+        for id, progress in sorted(self._monitor.progress.items()):
+            for outcome, count in sorted(progress.items()):
+                if isinstance(count, int):
+                    copies.add_metric([id, outcome], count)
+        yield rates
+        yield copies
+
+
 class Metrics:
     """One registry per app, so two apps in one process (tests) never share counters.
     It observes the upstream calls too (`providers.upstream.UpstreamObserver`)."""
@@ -185,6 +228,9 @@ class Metrics:
 
     def watch_indexer(self, indexer: Indexer) -> None:
         self.registry.register(_IndexerCollector(indexer))
+
+    def watch_migrations(self, monitor: MigrationMonitor) -> None:
+        self.registry.register(_MigrationCollector(monitor))
 
     def exchanged(self, provider: str, seconds: float) -> None:
         self.upstream_latency.labels(provider).observe(seconds)

@@ -53,6 +53,10 @@ class Settings(BaseSettings):
     knowledge_index_seconds: float = Field(default=1.0, ge=0)
     # Seconds each backend has to answer a federated `search`; a later one is left out.
     search_deadline_seconds: float = Field(default=3.0, gt=0, le=60)
+    # Migrations (gateway/migrations.py): how often the runner looks for copies to make and
+    # writes to replay; how often shadow-read tallies are added to a migration's row.
+    migration_poll_seconds: float = Field(default=1.0, gt=0, le=300)
+    migration_flush_seconds: float = Field(default=2.0, ge=0, le=300)
     # Change detection where the backend cannot push (gateway/wordpress_changes.py); 0: off.
     wordpress_poll_seconds: float = Field(default=30.0, ge=0)
     # At shutdown, how long open streams (SSE, WebSockets) may take before they are cut.

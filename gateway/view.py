@@ -30,7 +30,7 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from datetime import timedelta
 from typing import Any, cast
 
@@ -59,13 +59,16 @@ from gateway.settings import Settings
 from gateway.sse import event_stream, wants_event_stream
 from gateway.trusted import Safelists
 from gateway.websockets import TransportWSHandler
+from providers import migrations as migration_steps
 from providers.errors import (
     OneError,
     QuotaExceededError,
     RateLimitedError,
     UnauthenticatedError,
 )
+from providers.migrating import MigrationMonitor
 from providers.native import NativeStore
+from providers.native.migrations import Migration
 from providers.native.trusted_documents import document_hash
 from providers.registry import ProviderPool
 from resolvers.context import Actor, Context
@@ -137,6 +140,12 @@ class OneGraphQL(GraphQL[Context, None]):
         self.auth = auth
         self.access = Access(auth, store)
         self.configs = ActiveConfigs(store)
+        self.kick_migrations: Callable[[], None] | None = None  # set by the app's runner
+        self.migrations = MigrationMonitor(
+            store,
+            rollback=lambda migration, reason: _roll_back(store, migration, reason),
+            flush_seconds=settings.migration_flush_seconds,
+        )
         self.providers = providers
         self.admission = admission
         self.settings = settings
@@ -378,6 +387,9 @@ class OneGraphQL(GraphQL[Context, None]):
             planning=self.settings.planned_execution,
             search_deadline=self.settings.search_deadline_seconds,
             provider_configs=self.configs.of,
+            migration_monitor=self.migrations,
+            read_migrations=self.configs.migrations,
+            kick_migrations=self.kick_migrations,
         )
 
     def decode_json(self, data: str | bytes) -> object:
@@ -413,6 +425,9 @@ class OneGraphQL(GraphQL[Context, None]):
             limits=self.limits,
             request_id=request_id(),
             provider_configs=self.configs.of,
+            migration_monitor=self.migrations,
+            read_migrations=self.configs.migrations,
+            kick_migrations=self.kick_migrations,
         )
 
     async def _actor(
@@ -548,3 +563,8 @@ def _sent(
     return Response(
         content, status, headers=dict(headers or {}), media_type=f"{media}; charset=utf-8"
     )
+
+
+async def _roll_back(store: NativeStore, migration: Migration, reason: str) -> None:
+    log.warning("migration %s rolled back: %s", migration.id, reason)
+    await migration_steps.roll_back(store, migration, reason)

@@ -248,6 +248,51 @@ TABLES: dict[str, Table] = {
                 "updated_at": "datetime",
             },
         ),
+        Table(
+            # Moving a thing type from one backend to another (providers/native/migrations.py):
+            # where the copy stands, the rollout, the shadow reads' tallies.
+            "migrations",
+            {
+                "id": "text",
+                "org_id": "text",
+                "type": "text",
+                "source": "text",
+                "target": "text",
+                "state": "text",
+                "dry_run": "integer",
+                "rollout_percent": "integer",
+                "sample_percent": "integer",
+                "thresholds": "json",
+                "progress": "json",
+                "checkpoint": "json",
+                "failures": "json",
+                "shadow": "json",
+                "paused_reason": "text",
+                # The process copying it, and until when (another waits or takes over then).
+                "lease_owner": "text",
+                "lease_until": "datetime",
+                "created_by": "text",
+                "created_at": "datetime",
+                "updated_at": "datetime",
+            },
+            indexes=(("org_id", "state"),),
+        ),
+        Table(
+            # A copied thing's old global id -> its copy's (id = a hash of organization, old
+            # reference and target provider, so copying it again finds the same row).
+            "id_aliases",
+            {
+                "id": "text",
+                "org_id": "text",
+                "old_ref": "text",
+                "new_ref": "text",
+                "migration_id": "text",
+                "source_updated_at": "text",
+                "created_at": "datetime",
+                "updated_at": "datetime",
+            },
+            indexes=(("org_id", "old_ref"), ("org_id", "new_ref")),
+        ),
     )
 }
 

@@ -122,6 +122,7 @@ def _product(id: str) -> str:
 class ShopifyProvider:
     name = NAME
     thing_types = frozenset({"product", "order"})
+    property_map = _PROPERTIES  # what a write stores, computes or refuses
     capabilities = Capabilities(
         read=True,
         search=True,

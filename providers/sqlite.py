@@ -58,11 +58,11 @@ from providers.sqlite_search import (
 T = TypeVar("T")
 
 _SQL_OPS = {"eq": "=", "lt": "<", "le": "<=", "gt": ">", "ge": ">="}
-_SCHEMA_VERSION = 8  # 2: provider_configs; 3: provider_configs.health; 4: api_keys;
+_SCHEMA_VERSION = 9  # 2: provider_configs; 3: provider_configs.health; 4: api_keys;
 # 5: trusted_documents, organization_settings; 6: events.seq, event_streams, webhook_deliveries,
 # change_watermarks; 7: knowledge.embedding_model and .position, the full-text and vector indexes
 # (made again from the rows at every upgrade); 8: stale chunks deleted, no longer kept as
-# knowledge of kind "retired"
+# knowledge of kind "retired"; 9: migrations, id_aliases
 _SQL_TYPES = {"text": "TEXT", "json": "TEXT", "datetime": "TEXT", "integer": "INTEGER"}
 
 

@@ -24,6 +24,7 @@ from typing import Any, Protocol
 from providers import validation
 from providers.errors import InvalidInputError, NotFoundError
 from providers.lifecycle import require_changeable, require_creatable, require_transition
+from providers.migrating import MigrationView
 from providers.native.events import Events
 from providers.native.rows import page_size
 from providers.provider import ListQuery, Provider
@@ -74,19 +75,38 @@ class ThingService:
         *,
         org_id: str,
         actor_ref: str | None,
+        migrations: MigrationView | None = None,
     ) -> None:
         self._routes = routes
         self._batches = batches
         self._events = events
         self._org_id = org_id
         self._actor_ref = actor_ref
+        self._migrations = migrations
 
     # -- reads ---------------------------------------------------------------------------
 
     async def get(self, ref: Ref, *, detail: bool = True) -> Thing | None:
-        """The thing `ref` names, or None when it does not exist or is not the organization's."""
-        provider = await self._routes.named(ref.provider)
-        found: Thing | None = await self._batches.things(provider, detail=detail).load(ref.local_id)
+        """The thing `ref` names, or None when it does not exist or is not the organization's.
+        A thing copied to another backend is read where the actor reads its type (an old id
+        names the copy once the migration is promoted)."""
+        migrations = self._migrations
+        if migrations is None:
+            provider = await self._routes.named(ref.provider)
+            found: Thing | None = await self._batches.things(provider, detail=detail).load(
+                ref.local_id
+            )
+            return found
+        served, migration = await migrations.resolve(ref)
+        provider = await self._routes.named(served.provider)
+        load = self._batches.things(provider, detail=detail).load(served.local_id)
+        if migration is not None:  # an actor in a rollout: the new backend's reads are watched
+            return await migrations.serve_get(migration, load)
+        found = await load
+        if found is not None:
+            shadowed = await migrations.reading(found.type)
+            if shadowed is not None and shadowed.source == provider.name:
+                migrations.shadow_things(shadowed, [found])
         return found
 
     async def get_many(self, refs: Sequence[Ref], *, detail: bool = True) -> list[Thing | None]:
@@ -98,6 +118,8 @@ class ThingService:
     ) -> list[Thing | Exception | None]:
         """As `get_many`, with the error of each lookup in its place instead of raised (a
         provider that fails fails only its own things): one batch per provider."""
+        if self._migrations is not None:
+            refs = [r for r, _ in await asyncio.gather(*map(self._migrations.resolve, refs))]
         providers: dict[str, Provider | Exception] = {}
         for name in dict.fromkeys(r.provider for r in refs):
             try:
@@ -128,7 +150,19 @@ class ThingService:
             raise InvalidInputError(f"{provider.name} cannot search", field="search")
         if query.status is not None and query.status not in provider.capabilities.statuses:
             return Page([], [], False, 0)  # no thing of this backend has a step it lacks
-        page = await provider.page(query)
+        migration = None
+        if self._migrations is not None:
+            migration = await self._migrations.reading(query.type)
+        if migration is not None and self._migrations is not None:
+            if self._migrations.to_target(migration):
+                provider = await self._routes.named(migration.target)
+                page = await self._migrations.serve_page(migration, query)
+            else:
+                page = await provider.page(query)
+                if provider.name == migration.source:
+                    self._migrations.shadow_things(migration, page.items)
+        else:
+            page = await provider.page(query)
         self._remember(provider, page.items, detail=query.detail)
         return page
 
@@ -162,6 +196,7 @@ class ThingService:
         given = validation.json_object(properties, "properties") if properties is not None else None
         if name is None and given is None:
             raise InvalidInputError("nothing to update: give a name or properties")
+        ref = await self._writable(ref)
         provider = await self._routes.named(ref.provider)
         _require_write(provider)
         current = await self._current(provider, ref)
@@ -172,6 +207,7 @@ class ThingService:
 
     async def change_status(self, ref: Ref, status: ThingStatus) -> Thing:
         """Move a thing along its lifecycle, within the steps its backend has."""
+        ref = await self._writable(ref)
         provider = await self._routes.named(ref.provider)
         _require_write(provider)
         current = await self._current(provider, ref)
@@ -183,6 +219,14 @@ class ThingService:
         return await self.change_status(ref, ThingStatus.ARCHIVED)
 
     # -- steps ---------------------------------------------------------------------------
+
+    async def _writable(self, ref: Ref) -> Ref:
+        """Where a write of `ref` goes: the copy an old id names after promotion, the
+        original of a copy while its migration runs (see `providers/migrating.py`)."""
+        if self._migrations is None:
+            return ref
+        served, _ = await self._migrations.resolve(ref)
+        return await self._migrations.writable(served)
 
     async def _current(self, provider: Provider, ref: Ref) -> Thing:
         found: Thing | None = await self._batches.things(provider, detail=False).load(ref.local_id)
@@ -203,6 +247,8 @@ class ThingService:
         # fields may be missing, so only the summary loader learns it.
         self._batches.things(provider, detail=True).clear(thing.id)
         self._remember(provider, [thing], detail=False)
+        if self._migrations is not None:
+            await self._migrations.written(provider, thing)
         return thing
 
     def _remember(self, provider: Provider, things: list[Thing], *, detail: bool) -> None:

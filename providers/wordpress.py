@@ -186,6 +186,7 @@ def _basic(username: str, password: str) -> str:
 class WordPressProvider:
     name = NAME
     thing_types = frozenset(_COLLECTIONS)
+    property_map = _PROPERTIES  # what a write stores, computes or refuses
     capabilities = Capabilities(read=True, search=True, write=True, batch_size=MAX_PER_PAGE)
 
     def __init__(

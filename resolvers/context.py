@@ -12,7 +12,9 @@ from typing import Any, Protocol
 import strawberry
 
 from providers.errors import OneError, UnauthenticatedError
+from providers.migrating import MigrationMonitor, MigrationView
 from providers.native import NativeStore
+from providers.native.migrations import Migration
 from providers.records import Event, Kind, Role
 from providers.refs import native_ref
 from providers.registry import ProviderPool
@@ -92,6 +94,11 @@ class Context:
     # The organization's active provider configs, as the gateway keeps them (default: read
     # from the store by each request's router).
     provider_configs: ReadConfigs | None = None
+    # Migrations in progress (providers/migrating.py): the process's monitor, and the
+    # organization's migrations as the gateway keeps them (default: read from the store).
+    migration_monitor: MigrationMonitor | None = None
+    read_migrations: Callable[[str], Awaitable[list[Migration]]] | None = None
+    kick_migrations: Callable[[], None] | None = None  # the runner looks at once
     planning: bool = True  # planned execution of nested fields (resolvers/planning.py)
     search_deadline: float = 3.0  # seconds a backend has to answer a federated search
 
@@ -100,7 +107,7 @@ class Context:
         actor as they are now, and fresh loaders so nothing read for an earlier event is
         served again."""
         self.actor_or_error = actor
-        for name in ("loaders", "router", "things"):
+        for name in ("loaders", "router", "things", "migrations"):
             self.__dict__.pop(name, None)
 
     @property
@@ -112,7 +119,9 @@ class Context:
 
     @cached_property
     def loaders(self) -> Loaders:
-        return Loaders(self.store, self.actor.org_id)
+        migrations = self.migrations
+        formers = migrations.formers_of if migrations is not None else None
+        return Loaders(self.store, self.actor.org_id, formers)
 
     @cached_property
     def router(self) -> Router:
@@ -122,11 +131,32 @@ class Context:
         )
 
     @cached_property
+    def migrations(self) -> MigrationView | None:
+        """The organization's migrations as this actor reads them (None without a monitor)."""
+        if self.migration_monitor is None:
+            return None
+        actor = self.actor
+        read = self.read_migrations or self.store.migrations.of_org
+        return MigrationView(
+            self.store,
+            self.migration_monitor,
+            self.router.named,
+            actor.org_id,
+            actor.person_id or actor.api_key_id or f"org:{actor.org_id}",
+            lambda: read(actor.org_id),
+        )
+
+    @cached_property
     def things(self) -> ThingService:
         """Every thing operation, over every provider (see `providers/things.py`)."""
         actor = self.actor
         return ThingService(
-            self.router, self.loaders, self.store.events, org_id=actor.org_id, actor_ref=actor.ref
+            self.router,
+            self.loaders,
+            self.store.events,
+            org_id=actor.org_id,
+            actor_ref=actor.ref,
+            migrations=self.migrations,
         )
 
 

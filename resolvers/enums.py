@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import strawberry
 
+from providers.native.migrations import MigrationState
 from providers.records import Role, SafelistMode, ThingStatus
 
 strawberry.enum(Role, description="A member's role in an organization.")
@@ -15,4 +16,10 @@ strawberry.enum(
     "API key (API_KEYS), or every member's except owners' (ALL).",
 )
 
-__all__ = ["Role", "SafelistMode", "ThingStatus"]
+strawberry.enum(
+    MigrationState,
+    description="copying -> shadow -> rollout -> promoted; paused (rolled back on its own), "
+    "aborted; planned (a dry run).",
+)
+
+__all__ = ["MigrationState", "Role", "SafelistMode", "ThingStatus"]

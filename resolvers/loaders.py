@@ -6,7 +6,7 @@ live for one request only, so nothing cached outlives the permissions it was rea
 
 from __future__ import annotations
 
-from collections.abc import Callable, Coroutine, Hashable
+from collections.abc import Awaitable, Callable, Coroutine, Hashable
 from datetime import datetime
 from functools import partial
 from typing import Any
@@ -20,6 +20,8 @@ from providers.records import Connection, Event, Kind, Knowledge, Membership
 from resolvers.guard import tracing
 
 BatchFn = Callable[[list[str]], Coroutine[Any, Any, list[Any]]]
+# A thing's references before it was copied to another backend (providers/migrating.py).
+Formers = Callable[[list[str]], Awaitable[dict[str, list[str]]]]
 Loader = DataLoader[str, Any]
 # A page holds at most MAX_PAGE_SIZE things; nested lists multiply that. One IN (...) of a
 # thousand keys is still one cheap indexed query on either engine.
@@ -31,10 +33,19 @@ class Loaders:
     """`things` loads things from any provider and `by_id(kind)` the store's other records by
     local id; the others load what hangs off a reference."""
 
-    def __init__(self, store: NativeStore, org_id: str) -> None:
+    def __init__(self, store: NativeStore, org_id: str, formers: Formers | None = None) -> None:
         self._store = store
         self._org_id = org_id
+        self._formers = formers
         self._loaders: dict[Hashable, Loader] = {}
+
+    async def _with_formers(self, refs: list[str]) -> tuple[list[str], dict[str, list[str]]]:
+        """`refs` and the references their things had before a migration copied them (their
+        connections and events may name those), and which is whose."""
+        if self._formers is None:
+            return refs, {}
+        formers = await self._formers(refs)
+        return list(dict.fromkeys([*refs, *(o for r in refs for o in formers.get(r, []))])), formers
 
     def _get(self, key: Hashable, fn: BatchFn, max_batch: int = MAX_BATCH) -> Loader:
         loader = self._loaders.get(key)
@@ -89,10 +100,17 @@ class Loaders:
         """Reference -> the `Connection`s touching it, for one combination of filters."""
 
         async def fetch(refs: list[str]) -> list[list[Connection]]:
+            every, formers = await self._with_formers(refs)
             found = await self._store.connections.of(
-                self._org_id, refs, direction=direction, relationship_type=relationship_type, at=at
+                self._org_id, every, direction=direction, relationship_type=relationship_type, at=at
             )
-            return [found[r] for r in refs]
+            if not formers:
+                return [found[r] for r in refs]
+            merged = []
+            for ref in refs:
+                edges = [c for r in (ref, *formers.get(ref, [])) for c in found[r]]
+                merged.append(list({c.id: c for c in edges}.values()))
+            return merged
 
         return self._get(("connections", direction, relationship_type, at), fetch)
 
@@ -100,8 +118,16 @@ class Loaders:
         """Target reference -> its newest `limit` `Event`s."""
 
         async def fetch(refs: list[str]) -> list[list[Event]]:
-            found = await self._store.events.of_targets(self._org_id, refs, limit=limit)
-            return [found[r] for r in refs]
+            every, formers = await self._with_formers(refs)
+            found = await self._store.events.of_targets(self._org_id, every, limit=limit)
+            if not formers:
+                return [found[r] for r in refs]
+            merged = []
+            for ref in refs:
+                events = [e for r in (ref, *formers.get(ref, [])) for e in found[r]]
+                events.sort(key=lambda e: (e.timestamp, e.id), reverse=True)
+                merged.append(events[:limit])
+            return merged
 
         return self._get(("events", limit), fetch)
 

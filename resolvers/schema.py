@@ -26,6 +26,7 @@ from resolvers import (
     trusted_documents,
     webhooks,
 )
+from resolvers import migrations as migration_fields
 from resolvers.errors import code_errors
 from resolvers.guard import RequestGuard
 from resolvers.scalars import DateTime
@@ -53,6 +54,8 @@ class Query:
     search = _query(search.search)
     knowledge_search = _query(knowledge.knowledge_search)
     providers = _query(provider_settings.providers)
+    migrations = _query(migration_fields.migrations)
+    migration = _query(migration_fields.migration)
     api_keys = _query(api_keys.api_keys)
     safelist_mode = _query(trusted_documents.safelist_mode)
     trusted_documents = _query(trusted_documents.trusted_documents)
@@ -74,6 +77,11 @@ class Mutation:
     configure_provider = _mutation(provider_settings.configure_provider)
     test_provider_connection = _mutation(provider_settings.test_provider_connection)
     rollback_provider = _mutation(provider_settings.rollback_provider)
+    start_migration = _mutation(migration_fields.start_migration)
+    set_migration_rollout = _mutation(migration_fields.set_migration_rollout)
+    promote_migration = _mutation(migration_fields.promote_migration)
+    abort_migration = _mutation(migration_fields.abort_migration)
+    resume_migration = _mutation(migration_fields.resume_migration)
     create_api_key = _mutation(api_keys.create_api_key)
     revoke_api_key = _mutation(api_keys.revoke_api_key)
     register_trusted_documents = _mutation(trusted_documents.register_trusted_documents)

@@ -178,6 +178,9 @@ def app_settings(data_dir: Path, **overrides: Any) -> Settings:
         # Indexing knowledge in the background would add store queries to the requests that
         # tests count; tests/gateway/test_indexer.py turns it on.
         "knowledge_index_seconds": 0,
+        # The migration runner's look for work reads the store too: only when kicked (a
+        # migration started here) unless a test turns it on (tests/gateway/test_migrations.py).
+        "migration_poll_seconds": 300,
     }
     return load_settings(**{**defaults, **overrides})
 

@@ -13,6 +13,7 @@ from providers.native.change_watermarks import ChangeWatermarks
 from providers.native.connections import Connections, Direction
 from providers.native.events import EventQuery, Events
 from providers.native.knowledge import KnowledgeBase
+from providers.native.migrations import Migrations
 from providers.native.organizations import Organizations
 from providers.native.people import People
 from providers.native.provider_configs import ProviderConfigs
@@ -54,6 +55,7 @@ class NativeStore:
         self.trusted_documents = TrustedDocuments(engine)
         self.change_watermarks = ChangeWatermarks(engine)
         self.webhook_deliveries = WebhookDeliveries(engine)
+        self.migrations = Migrations(engine)
 
     async def start(self) -> None:
         await self.engine.start()
