@@ -333,6 +333,9 @@ def test_a_rollout_sends_that_share_of_actors_and_always_the_same_ones(mig_api: 
 
         api.data(ROLLOUT, {"id": started["id"], "p": 0})
         assert on_target(api, tokens[:20]) == set()
+    metrics = api.client.get("/metrics").text
+    served = f'one_migration_reads_total{{kind="served",migration="{started["id"]}",outcome="ok"}}'
+    assert served in metrics
 
 
 def test_errors_above_the_threshold_roll_the_traffic_back_within_one_window(
@@ -458,6 +461,38 @@ def test_writes_to_the_old_backend_during_a_migration_reach_the_new_one(mig_api:
         assert again["thing"] == {"id": served["id"], "name": "Enamel mug, red"}
         found = api.data(GET, {"id": started["id"]})["migration"]
     assert found["progress"]["replayed"] >= 1 and found["failures"] == []
+
+
+def test_a_dry_run_counts_and_checks_without_writing(mig_api: Api) -> None:
+    api = mig_api
+    shopify = ShopifyEmulator(token=SHOPIFY_TOKEN)
+    api.data(
+        'mutation { createThing(input: {type: "product", name: "Odd chair", '
+        'properties: {colour: "teal"}}) { id } }'
+    )
+    with serve(shopify.app) as url:
+        configure_shopify(api, url)
+        started = api.data(START, {"type": "product", "to": "shopify", "dry": True})[
+            "startMigration"
+        ]
+        assert (started["state"], started["dryRun"]) == ("PLANNED", True)
+        deadline = time.monotonic() + 30
+        while True:
+            found = api.data(GET, {"id": started["id"]})["migration"]
+            if found["progress"]["total"] is not None and (
+                found["progress"]["wouldCopy"] + found["progress"]["failed"]
+                == found["progress"]["total"]
+            ):
+                break
+            assert time.monotonic() < deadline, found
+            time.sleep(0.1)
+        assert shopify.products == {}  # nothing written
+    assert found["progress"]["total"] == 3 and found["progress"]["wouldCopy"] == 2
+    (failure,) = found["failures"]
+    assert failure["name"] == "Odd chair" and failure["code"] == "BAD_USER_INPUT"
+    assert "colour" in failure["message"]
+    # A dry run does not block a real one, and reads never follow it.
+    assert api.data(PRODUCTS)["things"]["edges"][0]["node"]["id"].startswith("thing.native.")
 
 
 PRODUCT_NAMES = '{ things(type: "product", first: 50) { edges { node { id name } } } }'
