@@ -22,6 +22,7 @@ import random
 import time
 from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
 from aiodataloader import DataLoader
@@ -105,6 +106,7 @@ class MigrationMonitor:
         self.progress: dict[str, dict[str, Any]] = {}  # each copy's counts, as last saved here
         self._locks: dict[str, asyncio.Lock] = {}
         self._flush_lock = asyncio.Lock()
+        self._halted: dict[str, datetime] = {}  # migration -> when this process rolled it back
 
     def lock(self, key: str) -> asyncio.Lock:
         """One copy of a thing at a time in this process (a write's and the replay's)."""
@@ -139,45 +141,51 @@ class MigrationMonitor:
         *,
         ok: bool,
         latency_ms: float,
-        diffs: list[FieldDiff] | None = None,
-        ref: str | None = None,
+        compared: Sequence[tuple[str | None, list[FieldDiff]]] | None = None,
         shadow: bool = False,
     ) -> None:
-        """One read of the migration's new backend: served (rollout) or a shadow read, with
-        its differences from the served answer when it was compared."""
+        """One request to the migration's new backend: a read served from it (rollout) or a
+        shadow read, with each thing it compared (the thing's old id, its differences). The
+        window counts requests, so a page of twenty is one read, failed or not."""
+        mismatched = [(ref, diffs) for ref, diffs in compared or () if diffs]
         window = self.window(migration)
         window.observe(
-            ok=ok, latency_ms=latency_ms, mismatch=None if diffs is None else bool(diffs)
+            ok=ok, latency_ms=latency_ms, mismatch=None if compared is None else bool(mismatched)
         )
         tally = self._tallies.setdefault(migration.id, _Tally(migration.org_id))
         tally.reads += 1
-        outcome = (
-            "error" if not ok else "mismatch" if diffs else "match" if diffs is not None else "ok"
-        )
-        key = (migration.id, f"{'shadow' if shadow else 'served'}_{outcome}")
-        self.counts[key] = self.counts.get(key, 0) + 1
+        kind = "shadow" if shadow else "served"
         if not ok:
             tally.errors += 1
-        if diffs is not None:
-            tally.compared += 1
-            if diffs:
-                tally.mismatches += 1
-                tally.recent.append(
-                    {
-                        "id": ref,
-                        "at": utcnow().isoformat(),
-                        "fields": [
-                            {"path": d.path, "current": d.current, "candidate": d.candidate}
-                            for d in diffs[:20]
-                        ],
-                    }
-                )
-                del tally.recent[:-MAX_MISMATCHES]
+            self._count(migration, f"{kind}_error")
+        elif compared is None:
+            self._count(migration, f"{kind}_ok")
+        else:
+            tally.compared += len(compared)
+            tally.mismatches += len(mismatched)
+            self._count(migration, f"{kind}_match", len(compared) - len(mismatched))
+            self._count(migration, f"{kind}_mismatch", len(mismatched))
+            at = utcnow().isoformat()
+            for ref, diffs in mismatched:
+                fields = [
+                    {"path": d.path, "current": d.current, "candidate": d.candidate}
+                    for d in diffs[:20]
+                ]
+                tally.recent.append({"id": ref, "at": at, "fields": fields})
+            del tally.recent[:-MAX_MISMATCHES]
         reason = window.breach()
         if reason is not None and migration.id not in self._rolling_back:
+            # Off the new backend in this process from the next read on; the store's pause
+            # (and the other replicas) follow as soon as it commits.
+            self._halted[migration.id] = utcnow()
             self._rolling_back.add(migration.id)
             self.spawn(self._roll_back(migration, reason))
         self._schedule_flush()
+
+    def _count(self, migration: Migration, outcome: str, n: int = 1) -> None:
+        if n:
+            key = (migration.id, outcome)
+            self.counts[key] = self.counts.get(key, 0) + n
 
     def skipped(self, migration: Migration) -> None:
         self._tallies.setdefault(migration.id, _Tally(migration.org_id)).skipped += 1
@@ -193,6 +201,12 @@ class MigrationMonitor:
     def resumed(self, migration: Migration) -> None:
         """An owner took the migration out of its pause: a fresh window."""
         self.window(migration).reset()
+        self._halted.pop(migration.id, None)
+
+    def halted(self, migration: Migration) -> bool:
+        """Whether this process rolled `migration` back after its last change."""
+        at = self._halted.get(migration.id)
+        return at is not None and migration.updated_at <= at
 
     def spawn(self, work: Coroutine[Any, Any, None]) -> bool:
         """Run `work` in the background; False (and not run) when too much already is."""
@@ -311,15 +325,21 @@ class MigrationView:
         self._backward: DataLoader[str, list[Alias]] | None = None
 
     async def all(self) -> list[Migration]:
+        """The organization's migrations that route anything: neither dry runs nor aborted."""
         if self._migrations is None:
-            self._migrations = asyncio.ensure_future(self._read())
+            self._migrations = asyncio.ensure_future(self._relevant())
         return await self._migrations
+
+    async def _relevant(self) -> list[Migration]:
+        return [
+            m for m in await self._read() if not m.dry_run and m.state is not MigrationState.ABORTED
+        ]
 
     def to_target(self, migration: Migration) -> bool:
         """Whether this actor reads `migration`'s type from its new backend."""
         if migration.state is MigrationState.PROMOTED:
             return True
-        if migration.state not in READS_TARGET:
+        if migration.state not in READS_TARGET or self.monitor.halted(migration):
             return False
         return bucket(migration.id, self._actor_key) < migration.rollout_percent
 
@@ -328,7 +348,7 @@ class MigrationView:
         if type is None:
             return None
         for migration in await self.all():
-            if migration.type == type and not migration.dry_run and migration.state in SHADOWED:
+            if migration.type == type and migration.state in SHADOWED:
                 return migration
         return None
 
@@ -338,8 +358,11 @@ class MigrationView:
         """The reference this actor reads `ref` as: the copy's, when the thing was copied by
         a promoted migration or by one whose rollout includes the actor (followed along
         migrations and back); and that rollout's migration, if the last step was one."""
-        migrations = {m.id: m for m in await self.all() if not m.dry_run}
-        sources = {m.source for m in migrations.values() if self.to_target(m)}
+        listed = await self.all()
+        if not listed:
+            return ref, None
+        migrations = {m.id: m for m in listed}
+        sources = {m.source for m in listed if self.to_target(m)}
         seen = {str(ref)}
         through: Migration | None = None
         while ref.provider in sources:
@@ -360,7 +383,7 @@ class MigrationView:
     async def writable(self, ref: Ref) -> Ref:
         """Where a write of `ref` goes: to the original of a copy whose migration is not
         promoted (writes reach the new backend through the copy, never the other way)."""
-        live = {m.id: m for m in await self.all() if m.state.live and not m.dry_run}
+        live = {m.id: m for m in await self.all() if m.state.live}
         if not any(m.target == ref.provider for m in live.values()):
             return ref
         for alias in await self._backward_loader().load(str(ref)):
@@ -372,7 +395,7 @@ class MigrationView:
         """For each of `refs`, the references its thing had before it was copied (its
         connections and events may name those); nothing is read unless a migration went to
         one of their backends."""
-        targets = {f"thing.{m.target}." for m in await self.all() if not m.dry_run}
+        targets = {f"thing.{m.target}." for m in await self.all()}
         if not any(r.startswith(t) for r in refs for t in targets):
             return {}
 
@@ -420,7 +443,6 @@ class MigrationView:
         for migration in await self.all():
             if (
                 migration.state.live
-                and not migration.dry_run
                 and migration.type == thing.type
                 and migration.source == provider.name
                 and migration.checkpoint.get("done")
@@ -487,19 +509,14 @@ class MigrationView:
             self.monitor.observe(migration, ok=False, latency_ms=_ms(started), shadow=True)
             return
         latency = _ms(started)
+        compared: list[tuple[str | None, list[FieldDiff]]] = []
         for (thing, new), copy in zip(pairs, copies, strict=True):
             if copy is None:
                 diffs = [FieldDiff("id", str(new), None)]
             else:
                 diffs = compare(thing, copy, candidate_statuses=target.capabilities.statuses)
-            self.monitor.observe(
-                migration,
-                ok=True,
-                latency_ms=latency,
-                diffs=diffs,
-                ref=str(Ref(Kind.THING, migration.source, thing.id)),
-                shadow=True,
-            )
+            compared.append((str(Ref(Kind.THING, migration.source, thing.id)), diffs))
+        self.monitor.observe(migration, ok=True, latency_ms=latency, compared=compared, shadow=True)
 
 
 def _ms(started: float) -> float:

@@ -2,13 +2,14 @@
 read from the backend it is migrating to, field by field.
 
 Only what a person would call a difference counts: each backend's rendering is set aside
-(WordPress's `<p>`, entities and typographic quotes; Shopify's "49.00" for 49), and so are the
-fields a backend derives on its own (keys only the candidate has), ids and timestamps. It runs
-on every sampled read: one walk over the current record, no I/O.
+(WordPress's `<p>`, entities, typographic quotes and dashes; Shopify's "49.00" for 49), and so
+are the fields a backend derives on its own (keys only the candidate has), ids and
+timestamps. It runs on every sampled read: one walk over the current record, no I/O.
 """
 
 from __future__ import annotations
 
+import html
 import math
 import re
 from dataclasses import dataclass
@@ -17,13 +18,27 @@ from typing import Any
 
 from providers.lifecycle import EVERY_STATUS, LIVE
 from providers.records import Thing, ThingStatus
-from providers.snippets import plain_text
 
 SHOWN_CHARS = 200  # a diff's strings are cut to this length, "…" included
 
 _NUMBER = re.compile(r"[+-]?(?:\d+(?:\.\d*)?|\.\d+)")
-# WordPress's typographic quotes, back to typewriter ones.
-_QUOTES = str.maketrans({"\u2018": "'", "\u2019": "'", "\u201c": '"', "\u201d": '"'})
+# What WordPress's texturize makes of plain typing, undone on both sides: curly quotes, "..."
+# as an ellipsis, "--" and " - " as dashes, "2x4" as a multiplication sign.
+_TYPOGRAPHY = str.maketrans(
+    {
+        "\u2018": "'",
+        "\u2019": "'",
+        "\u201c": '"',
+        "\u201d": '"',
+        "\u2026": "...",
+        "\u2013": "-",
+        "\u2014": "-",
+        "\u00d7": "x",
+        "\u00a0": " ",
+    }
+)
+_DASHES = re.compile(r"-{2,}")
+_TAGS = re.compile(r"<(script|style)\b.*?</\1\s*>|<[^>]*>", re.IGNORECASE | re.DOTALL)
 
 
 def map_status(status: ThingStatus, steps: frozenset[ThingStatus]) -> ThingStatus:
@@ -92,9 +107,11 @@ def _walk(path: str, current: Any, candidate: Any, diffs: list[FieldDiff]) -> No
 def _leaf(value: Any) -> Any:
     """A scalar as compared: text plain, numbers (and strings of one) Decimal, "" None."""
     if isinstance(value, str):
-        if "<" in value or "&" in value:  # else it holds no markup: spare the parse
-            value = plain_text(value)
-        text = " ".join(value.split()).translate(_QUOTES)
+        if "<" in value or "&" in value:  # else it holds no markup: spare the work
+            # Tags out by a regular expression, not a parser: only the words are compared,
+            # on both sides alike, and a shadow read compares every field of every thing.
+            value = html.unescape(_TAGS.sub(" ", value))
+        text = _DASHES.sub("-", " ".join(value.translate(_TYPOGRAPHY).split()))
         if _NUMBER.fullmatch(text):
             return Decimal(text)
         return text or None

@@ -101,7 +101,11 @@ def posts(api: Api, **kw: Any) -> dict[str, dict[str, Any]]:
 def test_blog_posts_move_to_wordpress_and_back_keeping_ids_connections_and_events(
     mig_api: Api, wordpress: WordPress
 ) -> None:
-    api = mig_api
+    with wordpress.restored():
+        moved_there_and_back(mig_api, wordpress)
+
+
+def moved_there_and_back(api: Api, wordpress: WordPress) -> None:
     api.data(CONFIGURE, {"provider": "wordpress", "routes": [], "config": wordpress.config()})
     before = posts(api)
     assert len(before) == 3 and all(p["id"].startswith("thing.native.") for p in before.values())
@@ -370,7 +374,7 @@ def test_errors_above_the_threshold_roll_the_traffic_back_within_one_window(
     found = api.data(GET, {"id": started["id"]})["migration"]
     assert found["state"] == "PAUSED" and found["rolloutPercent"] == 0
     assert found["pausedReason"].startswith("error rate"), found["pausedReason"]
-    assert 5 <= failed <= 6
+    assert failed == 4  # with the one good read before: 5 reads, 80% failed: back at once
     events = api.data(
         '{ events(type: "settings_updated", first: 5) { edges { node { metadata } } } }'
     )["events"]["edges"]
@@ -582,7 +586,9 @@ def test_a_copy_killed_half_way_resumes_without_duplicates(tmp_path: Path) -> No
     found = asyncio.run(_migration_of(tmp_path))
     assert found.progress["total"] == native
     assert found.state.value == "shadow" and found.failures == []
-    assert found.progress.get("copied", 0) + found.progress.get("unchanged", 0) >= native - 1
+    # Each thing counted once: the batch the kill interrupted was counted when done again.
+    counted = ("copied", "updated", "unchanged")
+    assert sum(found.progress.get(k, 0) for k in counted) == native
 
 
 async def _crash_after_making_a_copy(data_dir: Path, shopify: ShopifyEmulator) -> None:

@@ -169,3 +169,12 @@ def test_long_strings_are_cut_in_a_diff() -> None:
     assert compare(thing("x" * 300 + "a"), thing("x" * 300 + "b")) == [
         FieldDiff("name", "x" * 199 + "…", "x" * 199 + "…")
     ]
+
+
+def test_wordpress_texturize_is_not_a_difference() -> None:
+    typed = thing(name="Wait... 2x4 boards -- or not - sure", excerpt="More...")
+    rendered = thing(
+        name="Wait\u2026 2\u00d74 boards \u2013 or not \u2013 sure",
+        excerpt="<p>More&#8230;</p>\n",
+    )
+    assert compare(typed, rendered) == []

@@ -28,6 +28,8 @@ _ANSWERED = re.compile(r"^one-request [A-Z]+ ", re.M)
 WORDPRESS_ROOT = Path("/usr/share/wordpress")
 CONFIG_DIR = Path("/etc/wordpress")
 PACKAGES = ["wordpress", "php-cli", "php-mysql"]
+_MAX_ID = "'SELECT MAX(ID) FROM ' . $wpdb->posts"
+_NEWER = "'SELECT ID FROM ' . $wpdb->posts . ' WHERE ID > %d'"
 
 
 @dataclass(frozen=True)
@@ -59,6 +61,19 @@ class WordPress:
             yield
         finally:
             self._php(f"update_option({name!r}, {old!r}); flush_rewrite_rules();")
+
+    @contextmanager
+    def restored(self) -> Iterator[None]:
+        """Posts and pages made during the block deleted after it (the site is the whole
+        session's: tests that count its seeded posts must not see another test's)."""
+        newest = int(self._php("global $wpdb; echo (int) $wpdb->get_var(" + _MAX_ID + ");"))
+        try:
+            yield
+        finally:
+            self._php(
+                f"global $wpdb; foreach ($wpdb->get_col({_NEWER % newest}) as $id) "
+                "{ wp_delete_post((int) $id, true); }"
+            )
 
     def _php(self, code: str) -> str:
         script = (
