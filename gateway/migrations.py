@@ -19,7 +19,7 @@ from collections.abc import Awaitable, Callable
 
 from providers.errors import OneError
 from providers.migrating import MigrationMonitor
-from providers.migration_copy import Copier
+from providers.migration_copy import Copier, CopyStopped
 from providers.native import NativeStore
 from providers.native.migrations import Migration, MigrationState
 from providers.registry import ProviderPool
@@ -93,7 +93,10 @@ async def step(
             on_progress=on_progress,
             renew=lambda: store.migrations.claim(migration, owner, LEASE_SECONDS, gone),
         )
-        done = await copier.run()
+        try:
+            done = await copier.run()
+        except CopyStopped:
+            return await store.migrations.get(migration.org_id, migration.id)
         if done.state is MigrationState.COPYING:
             done = await store.migrations.transition(
                 done,

@@ -27,7 +27,7 @@ from typing import Any
 
 from aiodataloader import DataLoader
 
-from providers.errors import OneError
+from providers.errors import OneError, ProviderError
 from providers.migration_compare import FieldDiff, compare
 from providers.migration_copy import Copier
 from providers.migration_health import Thresholds, Window, WindowStats
@@ -39,11 +39,13 @@ from providers.native.migrations import (
     MigrationState,
 )
 from providers.provider import ListQuery, Provider
-from providers.records import Kind, Page, Thing, utcnow
+from providers.records import Kind, Page, Thing, ThingStatus, utcnow
 from providers.refs import Ref, native_ref
 
 log = logging.getLogger("one.migrations")
 
+SHADOW_BATCH = 5  # copies read back in one request of a shadow read
+SHADOW_DELAY = 0.005  # seconds a shadow read waits before it starts
 MAX_SHADOW_TASKS = 200  # shadow reads in flight in a process; beyond, a sample is skipped
 READS_TARGET = frozenset({MigrationState.ROLLOUT})
 SHADOWED = frozenset({MigrationState.SHADOW, MigrationState.ROLLOUT})
@@ -356,29 +358,39 @@ class MigrationView:
 
     async def resolve(self, ref: Ref) -> tuple[Ref, Migration | None]:
         """The reference this actor reads `ref` as: the copy's, when the thing was copied by
-        a promoted migration or by one whose rollout includes the actor (followed along
-        migrations and back); and that rollout's migration, if the last step was one."""
+        a promoted migration or by one whose rollout includes the actor, followed along
+        migrations; and that rollout's migration, if the last step was one. A type moved
+        there and back comes round to where it started: the newest migration's step wins."""
         listed = await self.all()
         if not listed:
             return ref, None
         migrations = {m.id: m for m in listed}
         sources = {m.source for m in listed if self.to_target(m)}
-        seen = {str(ref)}
-        through: Migration | None = None
-        while ref.provider in sources:
-            chosen = None
-            for alias in await self._forward_loader().load(str(ref)):
+        hops: list[tuple[Ref, Migration]] = []  # (where a step led, by which migration)
+        seen = {str(ref): 0}
+        current = ref
+        while current.provider in sources:
+            step = None
+            for alias in await self._forward_loader().load(str(current)):
                 migration = migrations.get(alias.migration_id)
-                if migration is not None and self.to_target(migration) and alias.new_ref:
-                    chosen, through = alias.new_ref, migration
-                    break
-            if chosen is None or chosen in seen:
+                if migration is None or not self.to_target(migration) or not alias.new_ref:
+                    continue
+                if step is None or migration.updated_at > step[1].updated_at:
+                    step = (Ref.parse(alias.new_ref), migration)
+            if step is None:
                 break
-            seen.add(chosen)
-            ref = Ref.parse(chosen)
-        if through is not None and through.state is MigrationState.PROMOTED:
-            through = None
-        return ref, through
+            hops.append(step)
+            if str(step[0]) in seen:  # a cycle: its newest step says where the thing is now
+                cycle = hops[seen[str(step[0])] :]
+                newest = max(cycle, key=lambda hop: hop[1].updated_at)
+                hops = hops[: seen[str(step[0])]] + cycle[: cycle.index(newest) + 1]
+                break
+            seen[str(step[0])] = len(hops)
+            current = step[0]
+        if not hops:
+            return ref, None
+        last, through = hops[-1]
+        return last, None if through.state is MigrationState.PROMOTED else through
 
     async def writable(self, ref: Ref) -> Ref:
         """Where a write of `ref` goes: to the original of a copy whose migration is not
@@ -442,7 +454,7 @@ class MigrationView:
         reads it back (the runner's replay of the event stream is what guarantees it)."""
         for migration in await self.all():
             if (
-                migration.state.live
+                migration.state in SHADOWED  # copying: the pass takes it; paused: the replay
                 and migration.type == thing.type
                 and migration.source == provider.name
                 and migration.checkpoint.get("done")
@@ -464,7 +476,7 @@ class MigrationView:
         started = time.perf_counter()
         try:
             page = await target.page(query)
-        except OneError:
+        except ProviderError:  # the backend's fault; a client's bad cursor or input is not
             self.monitor.observe(migration, ok=False, latency_ms=_ms(started))
             raise
         self.monitor.observe(migration, ok=True, latency_ms=_ms(started))
@@ -474,7 +486,7 @@ class MigrationView:
         started = time.perf_counter()
         try:
             found = await load
-        except OneError:
+        except ProviderError:
             self.monitor.observe(migration, ok=False, latency_ms=_ms(started))
             raise
         self.monitor.observe(migration, ok=True, latency_ms=_ms(started))
@@ -490,6 +502,7 @@ class MigrationView:
             self.monitor.skipped(migration)
 
     async def _shadow(self, migration: Migration, things: list[Thing]) -> None:
+        await asyncio.sleep(SHADOW_DELAY)  # the answer that sampled it goes out first
         old_refs = [str(Ref(Kind.THING, migration.source, t.id)) for t in things]
         aliases = await self._store.migrations.aliases(
             self._org_id, old_refs, target=migration.target
@@ -502,6 +515,19 @@ class MigrationView:
         if not pairs:
             return
         target = await self._named(migration.target)
+        steps = (await self._named(migration.source)).capabilities.statuses
+        # A few at a time, yielding between steps: the served reads share this event loop,
+        # and one parse and comparison of twenty bodies is a burst they would wait behind.
+        for start in range(0, len(pairs), SHADOW_BATCH):
+            await self._shadow_batch(migration, steps, target, pairs[start : start + SHADOW_BATCH])
+
+    async def _shadow_batch(
+        self,
+        migration: Migration,
+        source_steps: frozenset[ThingStatus],
+        target: Provider,
+        pairs: list[tuple[Thing, Ref]],
+    ) -> None:
         started = time.perf_counter()
         try:
             copies = await target.get_many([new.local_id for _, new in pairs], detail=True)
@@ -511,10 +537,16 @@ class MigrationView:
         latency = _ms(started)
         compared: list[tuple[str | None, list[FieldDiff]]] = []
         for (thing, new), copy in zip(pairs, copies, strict=True):
+            await asyncio.sleep(0)
             if copy is None:
                 diffs = [FieldDiff("id", str(new), None)]
             else:
-                diffs = compare(thing, copy, candidate_statuses=target.capabilities.statuses)
+                diffs = compare(
+                    thing,
+                    copy,
+                    candidate_statuses=target.capabilities.statuses,
+                    current_statuses=source_steps,
+                )
             compared.append((str(Ref(Kind.THING, migration.source, thing.id)), diffs))
         self.monitor.observe(migration, ok=True, latency_ms=latency, compared=compared, shadow=True)
 

@@ -67,9 +67,11 @@ def compare(
     candidate: Thing,
     *,
     candidate_statuses: frozenset[ThingStatus] = EVERY_STATUS,
+    current_statuses: frozenset[ThingStatus] = EVERY_STATUS,
 ) -> list[FieldDiff]:
     """The fields where `candidate` differs from `current`, by path (keys alphabetically, list
-    items by index); empty when they are the same thing.
+    items by index); empty when they are the same thing. A status is the same when either
+    backend's steps make them so (Shopify's draft is the native store's active, moved back).
 
     Example: a WordPress name of `"<p>Tea &amp; cake</p>\\n"` is the same as `"Tea & cake"`.
     """
@@ -77,9 +79,16 @@ def compare(
     _walk("name", current.name, candidate.name, diffs)
     _walk("properties", current.properties, candidate.properties, diffs)
     expected = map_status(current.status, candidate_statuses)
-    if expected is not candidate.status:
+    if not same_status(current.status, candidate.status, current_statuses, candidate_statuses):
         diffs.append(FieldDiff("status", expected.value, candidate.status.value))
     return diffs
+
+
+def same_status(
+    a: ThingStatus, b: ThingStatus, a_steps: frozenset[ThingStatus], b_steps: frozenset[ThingStatus]
+) -> bool:
+    """Whether `a` (on a backend with `a_steps`) and `b` (with `b_steps`) are one step."""
+    return map_status(a, b_steps) is b or map_status(b, a_steps) is a
 
 
 def _walk(path: str, current: Any, candidate: Any, diffs: list[FieldDiff]) -> None:

@@ -24,7 +24,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from providers.errors import OneError
-from providers.migration_compare import map_status
+from providers.migration_compare import map_status, same_status
 from providers.native import NativeStore
 from providers.native.migrations import MAX_FAILURES, Migration
 from providers.provider import ListQuery, Provider
@@ -41,6 +41,10 @@ REPLAYED_TYPES = frozenset({"entity_created", "entity_updated", "entity_archived
 class Outcome:
     result: str  # "copied" | "updated" | "unchanged" | "failed" | "would_copy"
     new_ref: str | None = None
+
+
+class CopyStopped(Exception):
+    """The migration left the states a copy runs in (aborted, promoted) meanwhile."""
 
 
 class Copier:
@@ -94,6 +98,8 @@ class Copier:
             )
             counts = dict(self.migration.progress)
             for thing in page.items:
+                if not migration.dry_run and not await self._store.migrations.copying(migration):
+                    raise CopyStopped("no longer copying")  # aborted meanwhile
                 outcome = await self.sync(thing)
                 counts[outcome.result] = int(counts.get(outcome.result, 0)) + 1
             after = page.cursors[-1] if page.cursors else after
@@ -103,6 +109,8 @@ class Copier:
             await self._save(progress=counts, checkpoint=checkpoint)
             if not page.has_next_page:
                 return
+            if not (self.migration.state.live or self.migration.dry_run):
+                raise CopyStopped(self.migration.state.value)  # aborted meanwhile
 
     async def replay(self) -> int:
         """Copy again each thing of the type the source wrote since the checkpoint's place in
@@ -171,17 +179,41 @@ class Copier:
                     await self._store.migrations.set_alias(
                         migration, old_ref, alias.new_ref, version
                     )
-                    return Outcome("updated", alias.new_ref)
+                    return await self._succeeded(old_ref, Outcome("updated", alias.new_ref))
+            original = await self._original(old_ref)
+            if original is not None:  # moving back: the thing this one was copied from
+                await self._update(original, thing)
+                new_ref = str(Ref(Kind.THING, self._target.name, original.id))
+                await self._store.migrations.set_alias(migration, old_ref, new_ref, version)
+                return await self._succeeded(old_ref, Outcome("updated", new_ref))
             await self._store.migrations.mark_pending(migration, old_ref)
             made = await self._create(thing)
             new_ref = str(Ref(Kind.THING, self._target.name, made.id))
             await self._store.migrations.set_alias(migration, old_ref, new_ref, version)
-            return Outcome("copied", new_ref)
+            return await self._succeeded(old_ref, Outcome("copied", new_ref))
         except OneError as exc:
             await self._failed(thing, exc)
             return Outcome("failed")
 
     # -- steps ---------------------------------------------------------------------------
+
+    async def _original(self, ref: str) -> Thing | None:
+        """The thing on the target that `ref` is itself a copy of, if it is one and that
+        thing is still there (a type moved back: the original is brought up to date, no
+        second copy is made beside it)."""
+        prefix = f"thing.{self._target.name}."
+        for alias in (await self._store.migrations.backward(self.migration.org_id, [ref]))[ref]:
+            if alias.new_ref and alias.old_ref.startswith(prefix):
+                found = (await self._target.get_many([Ref.parse(alias.old_ref).local_id]))[0]
+                if found is not None:
+                    return found
+        return None
+
+    async def _succeeded(self, ref: str, outcome: Outcome) -> Outcome:
+        """A thing copied now that failed before is no longer a failure."""
+        if any(f.get("id") == ref for f in self.migration.failures):
+            await self._save(failures=[f for f in self.migration.failures if f.get("id") != ref])
+        return outcome
 
     async def _check(self, thing: Thing) -> Outcome:
         """A dry run's look at one thing: refused properties and statuses are its failures."""
@@ -213,7 +245,8 @@ class Copier:
         await self._target.update(
             copy.id, name=thing.name, properties=dict(thing.properties), merge=False
         )
-        if copy.status is not status:
+        steps = (self._source.capabilities.statuses, self._target.capabilities.statuses)
+        if not same_status(thing.status, copy.status, *steps):
             await self._target.change_status(copy.id, status)
 
     async def _adopt(self, old_ref: str, since: str) -> None:

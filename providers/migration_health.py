@@ -37,14 +37,16 @@ class Thresholds:
         for name, field in (("error_rate", "errorRate"), ("mismatch_rate", "mismatchRate")):
             if not 0.0 <= getattr(self, name) <= 1.0:
                 raise InvalidInputError(f"{field} must be between 0 and 1", field=field)
-        if not self.p99_ms > 0:
-            raise InvalidInputError("p99Ms must be more than 0", field="p99Ms")
-        if not 0 < self.window_seconds <= 3600:
+        if not 0 < self.p99_ms <= 600_000:  # NaN and infinity fail too
+            raise InvalidInputError("p99Ms must be more than 0 and at most 600000", field="p99Ms")
+        # Bounded both ways: a window too short or a sample too large would switch the
+        # automatic rollback off without saying so.
+        if not 1 <= self.window_seconds <= 3600:
             raise InvalidInputError(
-                "windowSeconds must be more than 0 and at most 3600", field="windowSeconds"
+                "windowSeconds must be between 1 and 3600", field="windowSeconds"
             )
-        if self.min_samples < 1:
-            raise InvalidInputError("minSamples must be at least 1", field="minSamples")
+        if not 1 <= self.min_samples <= 10_000:
+            raise InvalidInputError("minSamples must be between 1 and 10000", field="minSamples")
 
 
 @dataclass(frozen=True, slots=True)

@@ -21,7 +21,7 @@ from __future__ import annotations
 from typing import Any, Protocol
 
 from providers import validation
-from providers.errors import InvalidInputError
+from providers.errors import ConflictError, InvalidInputError
 from providers.migration_copy import Copier
 from providers.migration_health import Thresholds
 from providers.native import NativeStore
@@ -129,10 +129,11 @@ async def promote(
     """The source's writes copied, the type routed to the target, then the writes that
     landed in between copied too (from then on, writes go to the target)."""
     if migration.state not in SHADOW_OR_ROLLOUT:
-        raise InvalidInputError(
+        raise ConflictError(
             f"the migration is {migration.state.value}: only a copied migration (shadow or "
             f"rollout) can be promoted",
             field="id",
+            state=migration.state.value,
         )
     await copier.replay()
     promoted = await store.migrations.promote(migration, actor_ref=actor_ref)

@@ -118,7 +118,7 @@ class ThingService:
     ) -> list[Thing | Exception | None]:
         """As `get_many`, with the error of each lookup in its place instead of raised (a
         provider that fails fails only its own things): one batch per provider."""
-        if self._migrations is not None:
+        if self._migrations is not None and await self._migrations.all():
             refs = [r for r, _ in await asyncio.gather(*map(self._migrations.resolve, refs))]
         providers: dict[str, Provider | Exception] = {}
         for name in dict.fromkeys(r.provider for r in refs):

@@ -185,18 +185,28 @@ class Migrations:
         rows = await self._engine.find("migrations", where, order=Order("created_at"))
         return [_migration(r) for r in rows]
 
+    async def copying(self, migration: Migration) -> bool:
+        """Whether `migration` is still one whose copy runs (an owner may have aborted it)."""
+        where: Where = [Cond("id", "eq", migration.id)]
+        rows = await self._engine.find("migrations", where, limit=1)
+        return bool(rows) and MigrationState(rows[0]["state"]).live
+
     async def planned(self) -> list[Migration]:
         """Dry runs, of every organization (the runner counts the unfinished ones)."""
         where: Where = [Cond("state", "eq", MigrationState.PLANNED.value)]
         return [_migration(r) for r in await self._engine.find("migrations", where)]
 
     async def save_progress(self, migration: Migration, **fields: Any) -> Migration:
-        """Counters and checkpoint (no event: the copy writes these after every batch)."""
-        changed = replace(migration, **fields, updated_at=utcnow())
-        values = {k: _value(getattr(changed, k)) for k in (*fields, "updated_at")}
+        """Counters and checkpoint (no event: the copy writes these after every batch); the
+        migration as it is now (an owner may have aborted it meanwhile)."""
         async with self._engine.transaction() as tx:
+            rows = await tx.find("migrations", [Cond("id", "eq", migration.id)], limit=1)
+            now = utcnow()
+            values = {k: _value(v) for k, v in fields.items()}
             await tx.update("migrations", migration.id, values)
-        return changed
+        current = _migration(rows[0]) if rows else migration
+        # The copy's own fields as it wrote them; state and rollout as the owner left them.
+        return replace(current, **fields, updated_at=now)
 
     async def transition(
         self,
@@ -216,7 +226,7 @@ class Migrations:
             current = _migration(rows[0])
             if expect is not None and current.state not in expect:
                 raise ConflictError(
-                    f"the migration is {current.state.value}: it cannot be {step} now",
+                    f"the migration is {current.state.value}: not possible now ({step})",
                     field="id",
                     state=current.state.value,
                 )
@@ -286,6 +296,13 @@ class Migrations:
                     f"shadowing or rolling out, can be promoted",
                     field="id",
                     state=current.state.value,
+                )
+            if current.failures:
+                raise ConflictError(
+                    f"{len(current.failures)} things could not be copied (see `failures`): "
+                    f"correct them (a correction is copied on) or abort",
+                    field="id",
+                    failures=len(current.failures),
                 )
             where: Where = [Cond("org_id", "eq", migration.org_id), Cond("status", "eq", "active")]
             now = utcnow()
