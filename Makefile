@@ -58,6 +58,7 @@ bench: $(STAMP) system-deps
 	$(BIN)/python bench/upstream_overhead.py
 	$(BIN)/python bench/realtime.py
 	$(BIN)/python bench/search.py
+	$(BIN)/python bench/migration.py
 
 clean:
 	rm -rf $(VENV) .one .pytest_cache .mypy_cache .ruff_cache
