@@ -315,8 +315,10 @@ class MigrationView:
         org_id: str,
         actor_key: str,
         migrations: Callable[[], Awaitable[list[Migration]]],
+        configured: Callable[[], Awaitable[bool]] | None = None,
     ) -> None:
         self._store = store
+        self._configured = configured
         self.monitor = monitor
         self._named = named
         self._org_id = org_id
@@ -333,6 +335,10 @@ class MigrationView:
         return await self._migrations
 
     async def _relevant(self) -> list[Migration]:
+        # Every migration has a configured provider on one side, and configurations are
+        # never deleted: an organization without one (most) is spared the read.
+        if self._configured is not None and not await self._configured():
+            return []
         return [
             m for m in await self._read() if not m.dry_run and m.state is not MigrationState.ABORTED
         ]

@@ -144,6 +144,7 @@ class Context:
             actor.org_id,
             actor.person_id or actor.api_key_id or f"org:{actor.org_id}",
             lambda: read(actor.org_id),
+            self.router.configured,
         )
 
     @cached_property

@@ -57,6 +57,10 @@ class Router:
             self._configs = asyncio.ensure_future(self._read_configs(self._org_id))
         return await self._configs
 
+    async def configured(self) -> bool:
+        """Whether the organization has configured any provider."""
+        return bool(await self._active())
+
     async def for_type(self, type: str | None) -> Provider:
         """The provider a thing type is routed to: the native store when none is, and for
         `None` (a listing of every type)."""
