@@ -431,9 +431,9 @@ def report(result: dict[str, Any], args: argparse.Namespace) -> None:
     )
     for _, window in result["windows"]:
         print(
-            f"The monitor's window (the last minute, at most {MAX_READS:,} things): "
-            f"{window.reads} things read back from WordPress, p99 {window.p99_ms:.0f} ms "
-            f"(one request for each shadow read's posts, counted once per post)."
+            f"The monitor's window (the last minute, at most {MAX_READS:,} requests): "
+            f"{window.reads} shadow requests to WordPress, p99 {window.p99_ms:.0f} ms "
+            f"(one request for each shadow read's posts)."
         )
     if final["state"] != "SHADOW":
         print(f"The migration ended {final['state']}: {final['pausedReason']}")

@@ -44,7 +44,7 @@ from providers.refs import Ref, native_ref
 
 log = logging.getLogger("one.migrations")
 
-SHADOW_BATCH = 5  # copies read back in one request of a shadow read
+SHADOW_BATCH = 20  # copies read back in one request of a shadow read (a page's worth)
 SHADOW_DELAY = 0.005  # seconds a shadow read waits before it starts
 MAX_SHADOW_TASKS = 200  # shadow reads in flight in a process; beyond, a sample is skipped
 READS_TARGET = frozenset({MigrationState.ROLLOUT})
