@@ -41,7 +41,16 @@ from resolvers.router import Router
 async def _organization(store: NativeStore, slug: str) -> Organization:
     org = await store.organizations.get_by_slug(slug)
     if org is None:
-        raise OneError(f"no organization with slug '{slug}'")
+        path = getattr(store.engine, "path", None)
+        where = (
+            f"the store at {path} (ONE_DATA_DIR or --data-dir)"
+            if path is not None
+            else "the MongoDB of ONE_MONGODB_URI"
+        )
+        raise OneError(
+            f"no organization with slug '{slug}' in {where}; is it the store the gateway "
+            f"uses? (`one-gateway seed-demo` adds the demo's acme and globex)"
+        )
     return org
 
 
@@ -82,14 +91,20 @@ async def _token(settings: Settings, org: str, role: Role, email: str | None) ->
 
 
 async def _configure(
-    settings: Settings, org_slug: str, provider: str, routes: list[str], config: str
+    settings: Settings,
+    org_slug: str,
+    provider: str,
+    routes: list[str],
+    config: str,
+    source: str = "--config",
 ) -> str:
+    """`source` names where the config came from in errors: `--config` or stdin."""
     try:
         values = json.loads(config)
     except json.JSONDecodeError as exc:
-        raise OneError(f"--config is not JSON: {exc.msg}") from None
+        raise OneError(f"the config on {source} is not JSON: {exc.msg}") from None
     if not isinstance(values, dict):
-        raise OneError("--config must be a JSON object")
+        raise OneError(f"the config on {source} must be a JSON object")
     # The gateway's own client: the connection test obeys the same address guard (SSRF).
     async with started_store(settings) as store, upstream_client(settings) as client:
         org = await _organization(store, org_slug)
@@ -290,8 +305,13 @@ def _serve(settings: Settings, demo: bool) -> None:
         asyncio.run(_seed(settings, quiet=True))
         token = asyncio.run(_token(settings, "acme", Role.ORG_OWNER, None))
         url = f"http://{settings.host}:{settings.port}/graphql"
+        engine = (
+            "MongoDB (ONE_MONGODB_URI)"
+            if settings.mongodb_uri
+            else f"the embedded SQLite store in {settings.data_dir}"
+        )
         print(
-            f"\nONE Gateway, demo data on the embedded store.\n"
+            f"\nONE Gateway, demo data on {engine}.\n"
             f"GraphiQL: {url}\n"
             f"Add this header in GraphiQL's Headers tab (Olivia, org_owner of acme):\n\n"
             f'  {{"Authorization": "Bearer {token}"}}\n\n'
@@ -434,9 +454,19 @@ def main(argv: Sequence[str] | None = None) -> int:
         elif args.command == "seed-demo":
             asyncio.run(_seed(settings))
         elif args.command == "configure-provider":
+            source = "stdin" if args.config == "-" else "--config"
+            if args.config == "-" and sys.stdin.isatty():
+                print(
+                    f"one-gateway: waiting for the {args.provider} config as JSON on stdin "
+                    f'(end it with Ctrl-D), e.g. {{"base_url": "https://..."}}',
+                    file=sys.stderr,
+                    flush=True,
+                )
             config = sys.stdin.read() if args.config == "-" else args.config
             routes = [r.strip() for r in args.routes.split(",") if r.strip()]
-            print(asyncio.run(_configure(settings, args.org, args.provider, routes, config)))
+            print(
+                asyncio.run(_configure(settings, args.org, args.provider, routes, config, source))
+            )
         elif args.command == "trusted-documents":
             if not args.files and args.mode is None:
                 parser.error("trusted-documents: give FILEs to trust, or --mode, or both")

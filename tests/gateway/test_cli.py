@@ -64,6 +64,28 @@ def test_seed_is_idempotent_and_token_needs_a_member(env: dict[str, str]) -> Non
     assert token.returncode == 0 and token.stdout.count(".") == 2
     missing = cli("token", "--org", "nowhere", env=env)
     assert missing.returncode == 2 and "no organization with slug 'nowhere'" in missing.stderr
+    # Where it looked, and how to point it elsewhere.
+    assert f"{env['ONE_DATA_DIR']}/one.db" in missing.stderr and "ONE_DATA_DIR" in missing.stderr
+
+
+CONFIGURE = (sys.executable, "-m", "gateway.cli", "configure-provider")
+
+
+def test_configure_provider_names_stdin_in_its_errors(env: dict[str, str]) -> None:
+    assert cli("seed-demo", env=env).returncode == 0
+    for given, said in (("not json", "is not JSON"), ("[1, 2]", "must be a JSON object")):
+        result = subprocess.run(
+            [*CONFIGURE, "--org", "acme", "--provider", "wordpress", "--routes", "blog_post"],
+            input=given,
+            env={**os.environ, **env},
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert result.returncode == 2
+        assert f"the config on stdin {said}" in result.stderr, result.stderr
+        assert "waiting for" not in result.stderr  # stdin is not a terminal here
 
 
 def test_invalid_settings_name_the_variable(env: dict[str, str]) -> None:
