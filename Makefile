@@ -43,6 +43,10 @@ system-deps:
 	@command -v redis-server >/dev/null || [ -x /usr/bin/redis-server ] || { \
 		$(SUDO) apt-get update -qq && \
 		DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq redis-server; }
+	@[ -x /usr/bin/chromium ] || { \
+		echo "installing chromium (for the GraphiQL test)"; \
+		$(SUDO) apt-get update -qq && \
+		DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq chromium; }
 
 schema: $(STAMP)
 	$(BIN)/one-gateway export-schema --output schema.graphql

@@ -18,6 +18,7 @@ from starlette.routing import Route, WebSocketRoute
 from gateway.admission import Admission
 from gateway.auth import authenticator
 from gateway.crypto import KeyRing
+from gateway.graphiql import static_route
 from gateway.health import CircuitEvents, check_providers_every
 from gateway.indexer import Indexer
 from gateway.metrics import Metrics, MetricsMiddleware
@@ -148,6 +149,7 @@ def create_app(settings: Settings | None = None, *, store: NativeStore | None = 
         routes=[
             Route("/graphql", graphql),
             WebSocketRoute("/graphql", graphql),
+            static_route,
             Route("/healthz", healthz),
             Route("/readyz", readyz),
             Route("/metrics", metrics_endpoint),

@@ -300,6 +300,7 @@ def _serve(settings: Settings, demo: bool) -> None:
     import uvicorn
 
     from gateway.app import create_app
+    from gateway.graphiql import graphiql_link
 
     if demo:
         asyncio.run(_seed(settings, quiet=True))
@@ -312,7 +313,7 @@ def _serve(settings: Settings, demo: bool) -> None:
         )
         print(
             f"\nONE Gateway, demo data on {engine}.\n"
-            f"GraphiQL: {url}\n"
+            f"GraphiQL: {graphiql_link(url, token)}\n"
             f"Add this header in GraphiQL's Headers tab (Olivia, org_owner of acme):\n\n"
             f'  {{"Authorization": "Bearer {token}"}}\n\n'
             f"Other roles: .venv/bin/one-gateway token --org acme --role org_user\n",
@@ -359,6 +360,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     commands.add_parser("seed-demo", help="add the demo organizations if they are missing")
     export = commands.add_parser("export-schema", help="print the GraphQL SDL")
     export.add_argument("--output", type=Path, help="write to this file instead of stdout")
+    export.add_argument(
+        "--federation",
+        action="store_true",
+        help="the Apollo Federation v2 subgraph SDL (what `_service { sdl }` answers), for "
+        "composing into a supergraph",
+    )
     token = commands.add_parser("token", help="print a development JWT for a member")
     token.add_argument("--org", required=True, help="organization slug, e.g. acme")
     token.add_argument(
@@ -434,7 +441,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command == "export-schema":
         from resolvers.schema import schema
 
-        sdl = schema.as_str() + "\n"
+        sdl = (schema.subgraph_sdl() if args.federation else schema.as_str()) + "\n"
         if args.output:
             args.output.write_text(sdl)
         else:

@@ -36,7 +36,7 @@ from typing import Any, cast
 
 from graphql import GraphQLError, OperationType, get_operation_ast
 from starlette.requests import Request
-from starlette.responses import Response
+from starlette.responses import HTMLResponse, Response
 from starlette.types import Receive, Scope, Send
 from starlette.websockets import WebSocket
 from strawberry import UNSET
@@ -51,6 +51,7 @@ from gateway.access import Access, Credentials
 from gateway.active_configs import ActiveConfigs
 from gateway.admission import Admission
 from gateway.auth import Authenticator
+from gateway.graphiql import graphiql_page
 from gateway.persisted_queries import PersistedQueries
 from gateway.realtime import Realtime
 from gateway.requests import read_body, request_id
@@ -159,6 +160,9 @@ class OneGraphQL(GraphQL[Context, None]):
         self.checker = checker(schema._schema, self.limits)
         self.persisted = PersistedQueries(settings.persisted_queries_chars)
         self.safelists = Safelists(store)
+
+    async def render_graphql_ide(self, request: Request) -> Response:
+        return HTMLResponse(graphiql_page(development=self.settings.env == "development"))
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":

@@ -33,6 +33,7 @@ from graphql import (
     GraphQLSchema,
     InlineFragmentNode,
     IntValueNode,
+    ListValueNode,
     OperationDefinitionNode,
     SelectionSetNode,
     VariableNode,
@@ -117,7 +118,9 @@ class QueryCost:
         first = self._first(node, definition)
         is_list = isinstance(get_nullable_type(definition.type), GraphQLList)
         if is_list:
-            if first is not None:
+            if node.name.value == "_entities":  # a router's batch: as many as it sends
+                size = self._representations(node)
+            elif first is not None:
                 size = first
             elif node.name.value == _SLICED_LIST and slice_size is not None:
                 size = slice_size
@@ -126,6 +129,20 @@ class QueryCost:
             return size * (weight + self._selections(node.selection_set, named, None))
         # A page: its `first` sizes the list inside it.
         return weight + self._selections(node.selection_set, named, first)
+
+    def _representations(self, node: FieldNode) -> int:
+        """How many representations `_entities` is asked for (a federation router's batch)."""
+        for argument in node.arguments or ():
+            if argument.name.value != "representations":
+                continue
+            value = argument.value
+            if isinstance(value, VariableNode):
+                self.uses_variables = True
+                given = self._variables.get(value.name.value)
+                return len(given) if isinstance(given, list) else ASSUMED_LIST_SIZE
+            if isinstance(value, ListValueNode):
+                return len(value.values)
+        return ASSUMED_LIST_SIZE
 
     def _variable(self, name: str, argument_default: Any) -> Any:
         """A variable's value as the operation will run it: sent, else the operation's

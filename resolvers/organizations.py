@@ -60,7 +60,9 @@ class Usage:
     )
 
 
-@strawberry.type(description="A tenant: owns its people, things, connections, events, knowledge.")
+@strawberry.federation.type(
+    keys=["id"], description="A tenant: owns its people, things, connections, events, knowledge."
+)
 class Organization(Node):
     name: str
     slug: str

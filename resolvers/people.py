@@ -44,7 +44,9 @@ class Membership:
         return cls(role=record.role, since=record.since, record=record)
 
 
-@strawberry.type(description="A person: a member of one or more organizations.")
+@strawberry.federation.type(
+    keys=["id"], description="A person: a member of one or more organizations."
+)
 class Person(Node):
     email: str
     name: str

@@ -31,6 +31,7 @@ from resolvers.errors import code_errors
 from resolvers.guard import RequestGuard
 from resolvers.scalars import DateTime
 from resolvers.shared_events import SharedEventExecutor
+from resolvers.subgraph import SubgraphSchema
 
 
 def _query(resolver: Any) -> Any:
@@ -100,14 +101,16 @@ class Subscription:
     )
 
 
-class OneSchema(strawberry.Schema):
+class OneSchema(SubgraphSchema):
+    """Served as a Federation v2 subgraph: see resolvers/subgraph.py."""
+
     def process_errors(
         self, errors: list[GraphQLError], execution_context: ExecutionContext | None = None
     ) -> None:
         code_errors(errors, execution_context)
 
 
-def build_schema(**kwargs: Any) -> strawberry.Schema:
+def build_schema(**kwargs: Any) -> OneSchema:
     return OneSchema(
         query=Query,
         mutation=Mutation,

@@ -37,7 +37,9 @@ from resolvers.planning import (
 from resolvers.planning import wants_detail as selection_wants_detail
 
 
-@strawberry.interface(description="An entity of the ontology, from whichever provider owns it.")
+@strawberry.federation.interface(
+    keys=["id"], description="An entity of the ontology, from whichever provider owns it."
+)
 class Thing(Node):
     type: str
     name: str
@@ -121,7 +123,9 @@ def _number(properties: dict[str, Any], key: str) -> float | None:
     return float(value) if isinstance(value, int | float) and not isinstance(value, bool) else None
 
 
-@strawberry.type(description="An article: from the native store or from WordPress.")
+@strawberry.federation.type(
+    keys=["id"], description="An article: from the native store or from WordPress."
+)
 class BlogPost(Thing):
     @strawberry.field
     def content(self) -> str | None:
@@ -132,7 +136,9 @@ class BlogPost(Thing):
         return _text(self.record.properties, "excerpt")
 
 
-@strawberry.type(description="Something for sale: from the native store or from Shopify.")
+@strawberry.federation.type(
+    keys=["id"], description="Something for sale: from the native store or from Shopify."
+)
 class Product(Thing):
     @strawberry.field
     def price(self) -> float | None:
@@ -147,7 +153,9 @@ class Product(Thing):
         return _text(self.record.properties, "sku")
 
 
-@strawberry.type(description="A document: from the native store or from Notion.")
+@strawberry.federation.type(
+    keys=["id"], description="A document: from the native store or from Notion."
+)
 class Document(Thing):
     @strawberry.field
     def content(self) -> str | None:
@@ -158,7 +166,9 @@ class Document(Thing):
         return _text(self.record.properties, "url")
 
 
-@strawberry.type(description="Any other thing type (course, lesson, task, ...): see `type`.")
+@strawberry.federation.type(
+    keys=["id"], description="Any other thing type (course, lesson, task, ...): see `type`."
+)
 class GenericThing(Thing):
     pass
 
