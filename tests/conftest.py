@@ -181,6 +181,10 @@ def app_settings(data_dir: Path, **overrides: Any) -> Settings:
         # The migration runner's look for work reads the store too: only when kicked (a
         # migration started here) unless a test turns it on (tests/gateway/test_migrations.py).
         "migration_poll_seconds": 300,
+        # The WordPress poll reads every organization's provider configs every 30 s: store
+        # queries beside the ones tests count (a planned-vs-unplanned count once differed by
+        # one). Tests of change detection turn it on.
+        "wordpress_poll_seconds": 0,
     }
     return load_settings(**{**defaults, **overrides})
 
