@@ -47,6 +47,18 @@ class Api:
         assert portal is not None
         return portal.call(lambda: fn(*args, **kwargs))
 
+    def quiet(self, *, still: float = 0.2, most: float = 5.0) -> None:
+        """Wait until the store has seen no query for `still` seconds: the background work a
+        burst of writes leaves (the relay marking its events published) done, before a test
+        counts a request's queries."""
+        deadline = time.monotonic() + most
+        seen = self.store.engine.queries
+        quiet_since = time.monotonic()
+        while time.monotonic() - quiet_since < still and time.monotonic() < deadline:
+            time.sleep(0.02)
+            if self.store.engine.queries != seen:
+                seen, quiet_since = self.store.engine.queries, time.monotonic()
+
     def token(self, org: str = "acme", role: Role = Role.ORG_OWNER) -> str:
         if (org, role) not in self.tokens:
             self.tokens[(org, role)] = self.run(self._issue, org, role)

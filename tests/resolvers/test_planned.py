@@ -44,6 +44,7 @@ def same_answer(api: Api, query: str, variables: dict[str, Any] | None = None) -
     # read says nothing of planning.
 
     def warm(planned: bool) -> Any:
+        api.quiet(still=0.05)
         answer(api, query, variables, planned=planned)
         return answer(api, query, variables, planned=planned)
 
