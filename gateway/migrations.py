@@ -136,7 +136,6 @@ class MigrationRunner:
         self._task: asyncio.Task[None] | None = None
         self._owner = lease_owner()
         self.failures = 0  # turns that failed (the next turn tries again)
-        self._planned_done: set[str] = set()
 
     def start(self) -> None:
         self._task = asyncio.create_task(self._run())
@@ -165,18 +164,12 @@ class MigrationRunner:
     async def turn(self) -> None:
         """Every migration that has work: the live ones and unfinished dry runs."""
         todo = await self._store.migrations.live()
-        todo += [
-            m
-            for m in await self._store.migrations.planned()
-            if not m.checkpoint.get("done") and m.id not in self._planned_done
-        ]
+        todo += [m for m in await self._store.migrations.planned() if not m.checkpoint.get("done")]
         for migration in todo:
             try:
-                done = await step(
+                await step(
                     self._store, self._pool, migration, owner=self._owner, monitor=self.monitor
                 )
-                if done.dry_run and done.checkpoint.get("done"):
-                    self._planned_done.add(done.id)
             except OneError as exc:
                 self.failures += 1
                 log.warning("migration %s: %s (tried again next turn)", migration.id, exc)

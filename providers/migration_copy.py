@@ -23,13 +23,14 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from providers.errors import OneError
+from providers.errors import ConflictError, OneError
 from providers.migration_compare import map_status, same_status
 from providers.native import NativeStore
 from providers.native.migrations import MAX_FAILURES, Migration
 from providers.provider import ListQuery, Provider
 from providers.records import Kind, Thing, ThingStatus
 from providers.refs import Ref
+from providers.validation import json_object
 
 log = logging.getLogger("one.migrations")
 
@@ -217,8 +218,6 @@ class Copier:
 
     async def _check(self, thing: Thing) -> Outcome:
         """A dry run's look at one thing: refused properties and statuses are its failures."""
-        from providers.validation import json_object
-
         json_object(thing.properties, "properties")
         fields = getattr(self._target, "property_map", None)
         if fields is not None:
@@ -291,6 +290,4 @@ class Copier:
 
 
 def _diverged(reason: str) -> OneError:
-    from providers.errors import ConflictError
-
     return ConflictError(f"cannot bring the copy up to date: {reason}")
